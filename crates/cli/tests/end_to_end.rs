@@ -1,0 +1,343 @@
+//! The real `degrade` binary on tiny generated IDX data (and, where installed, on a slice
+//! of the real Fashion-MNIST): YAML in, Parquet and HTML out, reruns skip finished runs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_degrade");
+
+/// Writes a learnable 8x8 dataset: class k lights up row k's pixels, plus noise.
+fn write_tiny_dataset(dir: &Path, n_train: usize, n_test: usize) {
+    for (prefix, n) in [("train", n_train), ("t10k", n_test)] {
+        let mut images = Vec::new();
+        let mut labels = Vec::new();
+        let mut state: u32 = 12345;
+        for i in 0..n {
+            let label = (i % 8) as u8;
+            for r in 0..8 {
+                for _ in 0..8 {
+                    state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    let noise = ((state >> 16) % 60) as u8;
+                    images.push(if r == label as usize {
+                        180 + noise
+                    } else {
+                        noise
+                    });
+                }
+            }
+            labels.push(label);
+        }
+        std::fs::write(
+            dir.join(format!("{prefix}-images-idx3-ubyte")),
+            data::encode_idx(&[n, 8, 8], &images),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(format!("{prefix}-labels-idx1-ubyte")),
+            data::encode_idx(&[n], &labels),
+        )
+        .unwrap();
+    }
+}
+
+fn experiment_yaml(name: &str, depths: &str, extra_dataset: &str) -> String {
+    format!(
+        "name: {name}
+dataset:
+  name: fashion-mnist
+{extra_dataset}model:
+  arch: mlp
+  width: 16
+  zero_init_residual: true
+families: [plain, residual]
+depths: {depths}
+seeds: [0]
+train:
+  epochs: 2
+  batch_size: 32
+  lr: 0.05
+  momentum: 0.9
+  weight_decay: 0.0001
+  schedule: cosine
+"
+    )
+}
+
+struct Workspace {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Workspace {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        std::fs::create_dir_all(root.join("idx")).unwrap();
+        write_tiny_dataset(&root.join("idx"), 256, 64);
+        Self { _tmp: tmp, root }
+    }
+
+    fn write_experiment(&self, text: &str) -> PathBuf {
+        let path = self.root.join("exp.yaml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn degrade(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .current_dir(&self.root)
+            .env_remove("FASHION_MNIST_DIR")
+            .output()
+            .unwrap()
+    }
+
+    fn sweep(&self) -> Output {
+        self.degrade(&[
+            "sweep",
+            "exp.yaml",
+            "--data-dir",
+            "idx",
+            "--offline",
+            "--jobs",
+            "2",
+        ])
+    }
+
+    fn run_dirs(&self, experiment: &str) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.root.join("results").join(experiment))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        dirs.sort();
+        dirs
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn sweep_writes_parquet_and_report_and_reruns_only_new_depths() {
+    let ws = Workspace::new();
+    ws.write_experiment(&experiment_yaml("tiny", "[4, 6]", ""));
+    let out = ws.sweep();
+    assert!(out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("4 to train"), "{stderr}");
+    assert!(
+        stderr.contains("epoch 2: train error"),
+        "plain progress lines expected: {stderr}"
+    );
+
+    let dirs = ws.run_dirs("tiny");
+    assert_eq!(dirs.len(), 4, "{dirs:?}");
+    for dir in &dirs {
+        let rows = results::read_metrics(&dir.join("metrics.parquet")).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows.iter().map(|r| r.epoch).collect::<Vec<_>>(), vec![1, 2]);
+        for r in &rows {
+            assert_eq!(r.experiment, "tiny");
+            assert!(r.family == "plain" || r.family == "residual");
+            assert!(r.depth == 4 || r.depth == 6);
+            assert!((0.0..=1.0).contains(&r.train_error) && (0.0..=1.0).contains(&r.test_error));
+            assert!(r.wall_s > 0.0 && r.lr > 0.0 && r.train_loss.is_finite());
+        }
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        assert!(name.ends_with(&rows[0].config_hash), "{name}");
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("meta.json")).unwrap()).unwrap();
+        assert_eq!(meta["status"], "done");
+        assert_eq!(meta["threads"], 1);
+        assert!(meta["versions"]["candle-core"].is_string());
+        assert!(dir.join("config.json").is_file());
+    }
+    // The data is learnable: the shallow residual net must do better than chance.
+    let residual4 = dirs
+        .iter()
+        .find(|d| d.to_string_lossy().contains("residual-d4"))
+        .unwrap();
+    let last = results::read_metrics(&residual4.join("metrics.parquet"))
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert!(last.test_error < 0.5, "{last:?}");
+
+    let html = std::fs::read_to_string(ws.root.join("reports/tiny/index.html")).unwrap();
+    assert!(html.contains("id=\"verdict\""));
+    assert_eq!(html.matches("<svg").count(), 2, "one panel per family");
+    assert!(html.contains("plain-6") && html.contains("residual-4"));
+    assert!(html.contains("metrics.parquet"));
+    let index = std::fs::read_to_string(ws.root.join("reports/index.html")).unwrap();
+    assert!(index.contains("tiny/index.html"));
+
+    // Rerun: nothing to train, finished files untouched.
+    let before = std::fs::metadata(dirs[0].join("metrics.parquet"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let out = ws.sweep();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("0 to train"),
+        "{}",
+        text(&out)
+    );
+    let after = std::fs::metadata(dirs[0].join("metrics.parquet"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(before, after);
+
+    // Add a depth: only its two runs train.
+    ws.write_experiment(&experiment_yaml("tiny", "[4, 6, 8]", ""));
+    let plan = ws.degrade(&["plan", "exp.yaml"]);
+    let plan_text = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        plan_text.contains("6 runs, 4 finished, 2 to train"),
+        "{}",
+        text(&plan)
+    );
+    let out = ws.sweep();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("2 to train"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(ws.run_dirs("tiny").len(), 6);
+
+    // The report renders from results alone, with no dataset anywhere.
+    std::fs::remove_dir_all(ws.root.join("reports")).unwrap();
+    std::fs::remove_dir_all(ws.root.join("idx")).unwrap();
+    let out = ws.degrade(&["report", "exp.yaml"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(ws.root.join("reports/tiny/index.html").is_file());
+}
+
+#[test]
+fn bad_experiment_files_fail_with_the_file_and_field_named() {
+    let ws = Workspace::new();
+    let cases = [
+        (experiment_yaml("t", "[4, 5]", ""), "depths[1]"),
+        (
+            experiment_yaml("t", "[4]", "").replace("lr: 0.05", "lr: -1"),
+            "train.lr",
+        ),
+        (
+            experiment_yaml("t", "[4]", "").replace("epochs: 2", "epochs: 2\n  epoch: 3"),
+            "epoch",
+        ),
+        (experiment_yaml("t", "[4", ""), "exp.yaml"),
+    ];
+    for (yaml, needle) in cases {
+        ws.write_experiment(&yaml);
+        let out = ws.sweep();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{yaml}");
+        assert!(
+            err.contains("exp.yaml") && err.contains(needle),
+            "{needle}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(
+            !ws.root.join("results").exists(),
+            "nothing is written for a bad file"
+        );
+    }
+    let out = ws.degrade(&["plan", "missing.yaml"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.yaml"));
+}
+
+#[test]
+fn missing_dataset_lists_what_was_tried() {
+    let ws = Workspace::new();
+    let limits = "  train_limit: 256\n  test_limit: 64\n";
+    ws.write_experiment(&experiment_yaml("t", "[4]", limits));
+    let out = Command::new(BIN)
+        .args(["sweep", "exp.yaml", "--data-dir", "nowhere", "--offline"])
+        .current_dir(&ws.root)
+        .env("FASHION_MNIST_DIR", ws.root.join("also-nowhere"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if Path::new("/usr/share/datasets/fashion-mnist").exists() {
+        // The search goes on past the wrong directories to the Debian package.
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(err.contains("/usr/share/datasets/fashion-mnist"), "{err}");
+    } else {
+        assert!(!out.status.success());
+        assert!(
+            err.contains("nowhere") && err.contains("also-nowhere"),
+            "{err}"
+        );
+        assert!(err.contains("dataset-fashion-mnist"), "{err}");
+    }
+}
+
+#[test]
+fn a_diverging_run_is_marked_and_the_sweep_goes_on() {
+    let ws = Workspace::new();
+    ws.write_experiment(
+        &experiment_yaml("div", "[4]", "")
+            .replace("families: [plain, residual]", "families: [plain]")
+            .replace("lr: 0.05", "lr: 1.0e9"),
+    );
+    let out = ws.sweep();
+    assert!(
+        out.status.success(),
+        "divergence is a result, not a failure: {}",
+        text(&out)
+    );
+    let dir = &ws.run_dirs("div")[0];
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["status"], "diverged", "{meta}");
+    let html = std::fs::read_to_string(ws.root.join("reports/div/index.html")).unwrap();
+    assert!(html.contains("diverged"));
+    // A diverged run is finished: the next sweep does not train it again.
+    assert!(String::from_utf8_lossy(&ws.sweep().stderr).contains("0 to train"));
+}
+
+/// A short run on the real Fashion-MNIST, where it is installed (CI installs it and sets
+/// DEGRADE_REQUIRE_REAL_DATA=1, so there this test cannot silently skip).
+#[test]
+fn real_fashion_mnist_slice_trains() {
+    let dir = std::env::var_os("FASHION_MNIST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/share/datasets/fashion-mnist"));
+    if !dir.join("train-images-idx3-ubyte.gz").exists()
+        && !dir.join("train-images-idx3-ubyte").exists()
+    {
+        assert!(
+            std::env::var_os("DEGRADE_REQUIRE_REAL_DATA").is_none(),
+            "Fashion-MNIST is required but not installed at {}",
+            dir.display()
+        );
+        eprintln!("skipped: Fashion-MNIST not installed at {}", dir.display());
+        return;
+    }
+    let ws = Workspace::new();
+    let limits = "  train_limit: 3000\n  test_limit: 1000\n";
+    ws.write_experiment(&experiment_yaml("real", "[4]", limits).replace("width: 16", "width: 32"));
+    let out = ws.degrade(&[
+        "sweep",
+        "exp.yaml",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--offline",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    for run in ws.run_dirs("real") {
+        let rows = results::read_metrics(&run.join("metrics.parquet")).unwrap();
+        let last = rows.last().unwrap();
+        assert!(last.test_error < 0.35, "{run:?}: {last:?}");
+    }
+}

@@ -1,0 +1,159 @@
+//! Checks that the parser cannot make: values that are well-typed but impossible.
+
+use crate::error::ExperimentError;
+use crate::run_config::{Family, ModelArch, Schedule};
+use crate::spec::ExperimentSpec;
+use serde_saphyr::Spanned;
+use std::collections::HashSet;
+use std::hash::Hash;
+use std::path::Path;
+
+/// Why `depth` is impossible for a family of the given architecture, or None if it is fine.
+pub fn depth_problem(arch: ModelArch, family: Family, depth: usize) -> Option<String> {
+    // Plain and residual MLPs are both built from 2-layer blocks, so that every plain
+    // net has a residual twin of the same size.
+    let _ = family;
+    match arch {
+        ModelArch::Mlp if depth < 4 || depth % 2 != 0 => Some(format!(
+            "depth {depth} is not possible for an MLP: it has an input layer, blocks of 2 \
+             layers and a classifier, so depth = 2 + 2 * blocks (4, 6, 8, ...)"
+        )),
+        _ => None,
+    }
+}
+
+pub(crate) fn validate(path: &Path, spec: &ExperimentSpec) -> Result<(), ExperimentError> {
+    let fail = |at: &serde_saphyr::Location, field: &str, message: String| {
+        Err(ExperimentError::Invalid {
+            path: path.to_path_buf(),
+            line: at.line(),
+            column: at.column(),
+            field: field.to_string(),
+            message,
+        })
+    };
+
+    let name = &spec.name;
+    if name.value.is_empty()
+        || !name
+            .value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        || name.value.starts_with('.')
+    {
+        return fail(
+            &name.referenced,
+            "name",
+            format!(
+                "{:?} cannot name a results directory: use letters, digits, '-', '_' and '.'",
+                name.value
+            ),
+        );
+    }
+
+    non_empty_unique(&spec.families, "families", &fail)?;
+    non_empty_unique(&spec.depths, "depths", &fail)?;
+    non_empty_unique(&spec.seeds, "seeds", &fail)?;
+    for (i, depth) in spec.depths.value.iter().enumerate() {
+        for family in &spec.families.value {
+            if let Some(why) = depth_problem(spec.model.arch, family.value, depth.value) {
+                return fail(&depth.referenced, &format!("depths[{i}]"), why);
+            }
+        }
+    }
+
+    let positive = |v: &Spanned<usize>, field: &str| {
+        if v.value == 0 {
+            fail(&v.referenced, field, "must be at least 1".into())
+        } else {
+            Ok(())
+        }
+    };
+    positive(&spec.model.width, "model.width")?;
+    positive(&spec.train.epochs, "train.epochs")?;
+    positive(&spec.train.batch_size, "train.batch_size")?;
+    for (limit, field) in [
+        (&spec.dataset.train_limit, "dataset.train_limit"),
+        (&spec.dataset.test_limit, "dataset.test_limit"),
+    ] {
+        if let Some(limit) = limit {
+            positive(limit, field)?;
+        }
+    }
+
+    let t = &spec.train;
+    if !(t.lr.value.is_finite() && t.lr.value > 0.0) {
+        return fail(
+            &t.lr.referenced,
+            "train.lr",
+            format!("must be a positive number, got {}", t.lr.value),
+        );
+    }
+    if !(0.0..1.0).contains(&t.momentum.value) {
+        return fail(
+            &t.momentum.referenced,
+            "train.momentum",
+            format!("must be in [0, 1), got {}", t.momentum.value),
+        );
+    }
+    if !(t.weight_decay.value.is_finite() && t.weight_decay.value >= 0.0) {
+        return fail(
+            &t.weight_decay.referenced,
+            "train.weight_decay",
+            format!("must be zero or positive, got {}", t.weight_decay.value),
+        );
+    }
+    if let Schedule::Step { milestones, gamma } = &t.schedule.value {
+        let at = &t.schedule.referenced;
+        if !(*gamma > 0.0 && *gamma <= 1.0) {
+            return fail(
+                at,
+                "train.schedule.step.gamma",
+                format!("must be in (0, 1], got {gamma}"),
+            );
+        }
+        let increasing = milestones.windows(2).all(|w| w[0] < w[1]);
+        let in_range = milestones.iter().all(|&m| m >= 2 && m <= t.epochs.value);
+        if milestones.is_empty() || !increasing || !in_range {
+            return fail(
+                at,
+                "train.schedule.step.milestones",
+                format!(
+                    "must be a non-empty, increasing list of epochs between 2 and train.epochs \
+                     ({}), got {milestones:?}",
+                    t.epochs.value
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn non_empty_unique<T, F>(
+    list: &Spanned<Vec<Spanned<T>>>,
+    field: &str,
+    fail: &F,
+) -> Result<(), ExperimentError>
+where
+    T: Eq + Hash + std::fmt::Debug,
+    F: Fn(&serde_saphyr::Location, &str, String) -> Result<(), ExperimentError>,
+{
+    if list.value.is_empty() {
+        return fail(
+            &list.referenced,
+            field,
+            "must list at least one value".into(),
+        );
+    }
+    let mut seen = HashSet::new();
+    for (i, item) in list.value.iter().enumerate() {
+        if !seen.insert(&item.value) {
+            return fail(
+                &item.referenced,
+                &format!("{field}[{i}]"),
+                format!("{:?} is listed twice", item.value),
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,40 @@
+//! Linear -> BatchNorm, the weighted layer of the MLP family. The ReLU is applied by the
+//! caller, because a residual block adds its shortcut between the BN and the ReLU.
+
+use candle_core::{Result, Tensor};
+use candle_nn::{BatchNorm, Init, ModuleT, VarBuilder};
+
+#[derive(Debug, Clone)]
+pub struct DenseLayer {
+    weight: Tensor,
+    bn: BatchNorm,
+}
+
+/// `in_dim -> out_dim` without bias (the BN's beta is the bias), He-normal weights
+/// (std = sqrt(2 / fan_in), for ReLU). `bn_gamma` is the BN scale's initial value.
+pub fn dense_layer(
+    in_dim: usize,
+    out_dim: usize,
+    bn_gamma: f64,
+    vb: VarBuilder,
+) -> Result<DenseLayer> {
+    let stdev = (2.0 / in_dim as f64).sqrt();
+    let weight = vb.get_with_hints(
+        (out_dim, in_dim),
+        "weight",
+        Init::Randn { mean: 0.0, stdev },
+    )?;
+    // Creating gamma first makes `batch_norm` reuse it instead of initialising it to 1.
+    vb.pp("bn")
+        .get_with_hints(out_dim, "weight", Init::Const(bn_gamma))?;
+    let bn = candle_nn::batch_norm(out_dim, 1e-5, vb.pp("bn"))?;
+    Ok(DenseLayer { weight, bn })
+}
+
+impl ModuleT for DenseLayer {
+    /// Pre-activation output: BN(x W^T).
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        let ys = xs.matmul(&self.weight.t()?)?;
+        self.bn.forward_t(&ys, train)
+    }
+}

@@ -1,0 +1,259 @@
+//! The MLP family: an input layer, `blocks` two-layer blocks, and a linear classifier.
+//! Depth counts weighted layers as in the paper: depth = 1 + 2 * blocks + 1.
+//!
+//! A plain block is `relu(L2(relu(L1(x))))`; a residual block is
+//! `relu(L2(relu(L1(x))) + x)`, the shortcut added before the second ReLU. Both use
+//! the same parameter names and shapes, so a plain net and its twin are the same size.
+
+use crate::dense_layer::{dense_layer, DenseLayer};
+use crate::error::ModelError;
+use candle_core::{Result, Tensor};
+use candle_nn::{Init, ModuleT, VarBuilder};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MlpFamily {
+    Plain,
+    Residual,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MlpConfig {
+    pub family: MlpFamily,
+    /// Weighted layers: 2 + 2 * blocks, at least 4.
+    pub depth: usize,
+    pub width: usize,
+    pub inputs: usize,
+    pub classes: usize,
+    /// Residual blocks only: start the second BN's gamma at 0, so each block starts as
+    /// the identity.
+    pub zero_init_residual: bool,
+}
+
+impl MlpConfig {
+    pub fn blocks(&self) -> std::result::Result<usize, ModelError> {
+        if self.depth < 4 || self.depth % 2 != 0 {
+            return Err(ModelError::Architecture(format!(
+                "an MLP of depth {} cannot be built: depth = 2 + 2 * blocks (4, 6, 8, ...)",
+                self.depth
+            )));
+        }
+        Ok((self.depth - 2) / 2)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Block {
+    first: DenseLayer,
+    second: DenseLayer,
+    residual: bool,
+}
+
+impl ModuleT for Block {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        let h = self.first.forward_t(xs, train)?.relu()?;
+        let h = self.second.forward_t(&h, train)?;
+        if self.residual {
+            (h + xs)?.relu()
+        } else {
+            h.relu()
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Mlp {
+    input: DenseLayer,
+    blocks: Vec<Block>,
+    classifier_weight: Tensor,
+    classifier_bias: Tensor,
+}
+
+pub fn mlp(cfg: &MlpConfig, vb: VarBuilder) -> std::result::Result<Mlp, ModelError> {
+    let n_blocks = cfg.blocks()?;
+    let residual = cfg.family == MlpFamily::Residual;
+    let last_gamma = if residual && cfg.zero_init_residual {
+        0.0
+    } else {
+        1.0
+    };
+    let input = dense_layer(cfg.inputs, cfg.width, 1.0, vb.pp("input"))?;
+    let blocks = (0..n_blocks)
+        .map(|i| {
+            let vb = vb.pp("blocks").pp(i);
+            Ok(Block {
+                first: dense_layer(cfg.width, cfg.width, 1.0, vb.pp("first"))?,
+                second: dense_layer(cfg.width, cfg.width, last_gamma, vb.pp("second"))?,
+                residual,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // No ReLU follows the classifier: LeCun-normal weights (gain 1), zero bias.
+    let stdev = (1.0 / cfg.width as f64).sqrt();
+    let vbc = vb.pp("classifier");
+    let classifier_weight = vbc.get_with_hints(
+        (cfg.classes, cfg.width),
+        "weight",
+        Init::Randn { mean: 0.0, stdev },
+    )?;
+    let classifier_bias = vbc.get_with_hints(cfg.classes, "bias", Init::Const(0.0))?;
+    Ok(Mlp {
+        input,
+        blocks,
+        classifier_weight,
+        classifier_bias,
+    })
+}
+
+impl ModuleT for Mlp {
+    /// `xs`: (batch, inputs) -> logits (batch, classes).
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        let mut h = self.input.forward_t(xs, train)?.relu()?;
+        for block in &self.blocks {
+            h = block.forward_t(&h, train)?;
+        }
+        h.matmul(&self.classifier_weight.t()?)?
+            .broadcast_add(&self.classifier_bias)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{params, seeded_var_builder};
+    use candle_core::{DType, Device};
+    use candle_nn::VarMap;
+
+    fn build(family: MlpFamily, depth: usize, zero: bool, seed: u64) -> (Mlp, VarMap) {
+        let varmap = VarMap::new();
+        let cfg = MlpConfig {
+            family,
+            depth,
+            width: 16,
+            inputs: 20,
+            classes: 10,
+            zero_init_residual: zero,
+        };
+        let net = mlp(&cfg, seeded_var_builder(&varmap, seed, &Device::Cpu)).unwrap();
+        (net, varmap)
+    }
+
+    fn shapes(varmap: &VarMap) -> Vec<(String, Vec<usize>)> {
+        let mut v: Vec<_> = varmap
+            .data()
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(n, v)| (n.clone(), v.dims().to_vec()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn plain_and_residual_twins_have_identical_parameters() {
+        for depth in [4, 10, 64] {
+            let (_, plain) = build(MlpFamily::Plain, depth, true, 0);
+            let (_, residual) = build(MlpFamily::Residual, depth, true, 0);
+            assert_eq!(shapes(&plain), shapes(&residual));
+            // 20*16 input + per block 2*(16*16) + classifier 16*10+10, + BN 2*16 per layer.
+            let layers = depth - 1;
+            let blocks = (depth - 2) / 2;
+            let expected = 20 * 16 + blocks * 2 * 16 * 16 + 16 * 10 + 10 + layers * 2 * 16;
+            assert_eq!(params::count(&plain), expected);
+            assert_eq!(params::count(&residual), expected);
+        }
+    }
+
+    #[test]
+    fn output_shape_is_batch_by_classes_in_train_and_eval() {
+        let (net, _) = build(MlpFamily::Residual, 6, true, 1);
+        let xs = Tensor::randn(0f32, 1.0, (5, 20), &Device::Cpu).unwrap();
+        assert_eq!(net.forward_t(&xs, true).unwrap().dims(), &[5, 10]);
+        assert_eq!(net.forward_t(&xs, false).unwrap().dims(), &[5, 10]);
+    }
+
+    #[test]
+    fn zero_init_makes_residual_blocks_identities() {
+        // With the second gamma at zero and beta at zero, each block maps h to relu(h) = h
+        // (h is already post-ReLU), so depth does not change the output at init.
+        let xs = Tensor::randn(0f32, 1.0, (8, 20), &Device::Cpu).unwrap();
+        let (shallow, _) = build(MlpFamily::Residual, 4, true, 3);
+        let (deep, _) = build(MlpFamily::Residual, 12, true, 3);
+        let a = shallow.forward_t(&xs, false).unwrap();
+        let b = deep.forward_t(&xs, false).unwrap();
+        let diff = (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(diff < 1e-6, "{diff}");
+        // The plain net ignores the option: its second gamma stays 1.
+        let (_, plain) = build(MlpFamily::Plain, 4, true, 3);
+        let gamma = plain.data().lock().unwrap()["blocks.0.second.bn.weight"]
+            .as_tensor()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert!(gamma.iter().all(|&g| g == 1.0));
+    }
+
+    #[test]
+    fn same_seed_same_weights() {
+        let (_, a) = build(MlpFamily::Plain, 4, false, 9);
+        let (_, b) = build(MlpFamily::Plain, 4, false, 9);
+        let (_, c) = build(MlpFamily::Plain, 4, false, 10);
+        let w = |m: &VarMap| {
+            m.data().lock().unwrap()["input.weight"]
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        };
+        assert_eq!(w(&a), w(&b));
+        assert_ne!(w(&a), w(&c));
+        // He init: std sqrt(2 / fan_in) over all 31 * 2 block layers of a depth-64 net.
+        let (_, deep) = build(MlpFamily::Plain, 64, false, 9);
+        let values: Vec<f32> = deep
+            .data()
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(n, _)| {
+                n.starts_with("blocks.") && !n.contains(".bn.") && n.ends_with(".weight")
+            })
+            .flat_map(|(_, v)| {
+                v.as_tensor()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(values.len(), 31 * 2 * 16 * 16);
+        let rms = (values.iter().map(|x| x * x).sum::<f32>() / values.len() as f32).sqrt();
+        assert!(
+            (rms - (2.0f32 / 16.0).sqrt()).abs() < 0.01,
+            "He init std {rms}"
+        );
+    }
+
+    #[test]
+    fn impossible_depths_are_errors() {
+        let varmap = VarMap::new();
+        for depth in [0, 2, 3, 7] {
+            let cfg = MlpConfig {
+                family: MlpFamily::Plain,
+                depth,
+                width: 4,
+                inputs: 4,
+                classes: 2,
+                zero_init_residual: false,
+            };
+            let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+            assert!(matches!(mlp(&cfg, vb), Err(ModelError::Architecture(_))));
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! What a run leaves on disk, and the only code that reads or writes it:
+//!
+//! ```text
+//! results/<experiment>/<family>-d<depth>-s<seed>-<config hash>/
+//!     config.json      the resolved RunConfig
+//!     meta.json        provenance and status (RunMeta)
+//!     metrics.parquet  one MetricRow per finished epoch
+//! ```
+//!
+//! The trainer writes through this crate, the report reads through it; neither knows
+//! the other.
+
+mod atomic;
+mod error;
+mod layout;
+mod meta;
+mod metric_row;
+
+pub use atomic::write_atomically;
+pub use error::ResultsError;
+pub use layout::{RunDir, RunState};
+pub use meta::{now_utc, RunMeta, RunStatus};
+pub use metric_row::{read_metrics, write_metrics, MetricRow, METRIC_COLUMNS};

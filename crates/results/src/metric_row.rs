@@ -1,0 +1,178 @@
+//! One row of `metrics.parquet`: a run's numbers after one epoch. Every row carries the
+//! run's identity (experiment, family, depth, seed), so the files stand on their own in
+//! pandas, duckdb or polars.
+
+use crate::atomic::write_atomically;
+use crate::error::ResultsError;
+use polars::prelude::*;
+use std::path::Path;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricRow {
+    pub experiment: String,
+    pub family: String,
+    pub depth: u32,
+    pub seed: u64,
+    pub config_hash: String,
+    /// 1-based.
+    pub epoch: u32,
+    /// Fractions in [0, 1]; the training numbers are running averages over the
+    /// epoch's mini-batches in training mode, like the paper's curves.
+    pub train_error: f64,
+    pub train_loss: f64,
+    /// On the test set with BatchNorm in evaluation mode.
+    pub test_error: f64,
+    pub test_loss: f64,
+    /// Learning rate at the epoch's first iteration.
+    pub lr: f64,
+    /// Seconds since the run started, at the end of this epoch (evaluation included).
+    pub wall_s: f64,
+}
+
+pub const METRIC_COLUMNS: [&str; 12] = [
+    "experiment",
+    "family",
+    "depth",
+    "seed",
+    "config_hash",
+    "epoch",
+    "train_error",
+    "train_loss",
+    "test_error",
+    "test_loss",
+    "lr",
+    "wall_s",
+];
+
+fn to_frame(rows: &[MetricRow]) -> PolarsResult<DataFrame> {
+    let strs = |f: fn(&MetricRow) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
+    let floats = |f: fn(&MetricRow) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
+    df!(
+        "experiment" => strs(|r| &r.experiment),
+        "family" => strs(|r| &r.family),
+        "depth" => rows.iter().map(|r| r.depth).collect::<Vec<u32>>(),
+        "seed" => rows.iter().map(|r| r.seed).collect::<Vec<u64>>(),
+        "config_hash" => strs(|r| &r.config_hash),
+        "epoch" => rows.iter().map(|r| r.epoch).collect::<Vec<u32>>(),
+        "train_error" => floats(|r| r.train_error),
+        "train_loss" => floats(|r| r.train_loss),
+        "test_error" => floats(|r| r.test_error),
+        "test_loss" => floats(|r| r.test_loss),
+        "lr" => floats(|r| r.lr),
+        "wall_s" => floats(|r| r.wall_s),
+    )
+}
+
+/// Replaces `path` with a Parquet file of `rows`, atomically.
+pub fn write_metrics(path: &Path, rows: &[MetricRow]) -> Result<(), ResultsError> {
+    let parquet = |source| ResultsError::Parquet {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut frame = to_frame(rows).map_err(parquet)?;
+    let mut bytes = Vec::new();
+    ParquetWriter::new(&mut bytes)
+        .finish(&mut frame)
+        .map_err(parquet)?;
+    write_atomically(path, &bytes)
+}
+
+/// Reads a `metrics.parquet` written by `write_metrics` (or anything with its columns).
+pub fn read_metrics(path: &Path) -> Result<Vec<MetricRow>, ResultsError> {
+    let parquet = |source| ResultsError::Parquet {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(|source| ResultsError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let frame = ParquetReader::new(file).finish().map_err(parquet)?;
+    from_frame(&frame).map_err(|e| ResultsError::Schema {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+fn from_frame(df: &DataFrame) -> PolarsResult<Vec<MetricRow>> {
+    let s = |name: &str| -> PolarsResult<Vec<String>> {
+        Ok(df
+            .column(name)?
+            .str()?
+            .iter()
+            .map(|v| v.unwrap_or_default().to_string())
+            .collect())
+    };
+    let f = |name: &str| -> PolarsResult<Vec<f64>> {
+        let col = df.column(name)?.cast(&DataType::Float64)?;
+        Ok(col.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+    };
+    let u = |name: &str| -> PolarsResult<Vec<u64>> {
+        let col = df.column(name)?.cast(&DataType::UInt64)?;
+        Ok(col.u64()?.iter().map(|v| v.unwrap_or(0)).collect())
+    };
+    let (experiment, family, config_hash) = (s("experiment")?, s("family")?, s("config_hash")?);
+    let (depth, seed, epoch) = (u("depth")?, u("seed")?, u("epoch")?);
+    let (train_error, train_loss) = (f("train_error")?, f("train_loss")?);
+    let (test_error, test_loss, lr, wall_s) =
+        (f("test_error")?, f("test_loss")?, f("lr")?, f("wall_s")?);
+    Ok((0..df.height())
+        .map(|i| MetricRow {
+            experiment: experiment[i].clone(),
+            family: family[i].clone(),
+            depth: depth[i] as u32,
+            seed: seed[i],
+            config_hash: config_hash[i].clone(),
+            epoch: epoch[i] as u32,
+            train_error: train_error[i],
+            train_loss: train_loss[i],
+            test_error: test_error[i],
+            test_loss: test_loss[i],
+            lr: lr[i],
+            wall_s: wall_s[i],
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(epoch: u32) -> MetricRow {
+        MetricRow {
+            experiment: "e".into(),
+            family: "plain".into(),
+            depth: 16,
+            seed: 3,
+            config_hash: "abc".into(),
+            epoch,
+            train_error: 0.25,
+            train_loss: 0.7,
+            test_error: 0.3,
+            test_loss: 0.8,
+            lr: 0.1,
+            wall_s: 1.5 * f64::from(epoch),
+        }
+    }
+
+    #[test]
+    fn round_trips_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.parquet");
+        let rows = vec![row(1), row(2)];
+        write_metrics(&path, &rows).unwrap();
+        assert_eq!(read_metrics(&path).unwrap(), rows);
+        // Overwriting with more epochs replaces the file.
+        write_metrics(&path, &[row(1), row(2), row(3)]).unwrap();
+        assert_eq!(read_metrics(&path).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn corrupt_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.parquet");
+        std::fs::write(&path, b"not parquet").unwrap();
+        let e = read_metrics(&path).unwrap_err().to_string();
+        assert!(e.contains("metrics.parquet"), "{e}");
+    }
+}

@@ -1,0 +1,14 @@
+//! Training: one run (`train`), the process that trains one run directory (`worker`),
+//! and the sweep that trains every missing run of an experiment (`sweep`).
+//! The trainer never draws; it writes Parquet and metadata through `results`.
+
+pub mod batches;
+mod error;
+pub mod progress;
+pub mod provenance;
+pub mod sgd;
+pub mod sweep;
+pub mod train;
+pub mod worker;
+
+pub use error::TrainError;

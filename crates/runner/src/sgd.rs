@@ -1,0 +1,105 @@
+//! SGD with momentum and weight decay, with PyTorch's semantics (torch.optim.SGD,
+//! dampening 0, not Nesterov):
+//!
+//! ```text
+//! g = grad + weight_decay * w
+//! b = g                    on the first step
+//! b = momentum * b + g     afterwards
+//! w = w - lr * b
+//! ```
+//!
+//! Only trainable variables are given to it: BatchNorm running statistics get neither
+//! momentum nor weight decay.
+
+use candle_core::{backprop::GradStore, Result, Tensor, Var};
+
+pub struct Sgd {
+    params: Vec<(String, Var)>,
+    /// Momentum buffers, one per parameter, created at the first step.
+    buffers: Vec<Option<Tensor>>,
+    momentum: f64,
+    weight_decay: f64,
+}
+
+impl Sgd {
+    pub fn new(params: Vec<(String, Var)>, momentum: f64, weight_decay: f64) -> Self {
+        let buffers = vec![None; params.len()];
+        Self {
+            params,
+            buffers,
+            momentum,
+            weight_decay,
+        }
+    }
+
+    pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
+        for ((name, var), buffer) in self.params.iter().zip(self.buffers.iter_mut()) {
+            let Some(grad) = grads.get(var.as_tensor()) else {
+                candle_core::bail!("parameter {name} received no gradient")
+            };
+            let w = var.as_tensor();
+            let g = if self.weight_decay != 0.0 {
+                (grad + (w * self.weight_decay)?)?
+            } else {
+                grad.clone()
+            };
+            let b = match buffer.take() {
+                Some(prev) if self.momentum != 0.0 => ((prev * self.momentum)? + g)?,
+                _ => g,
+            };
+            var.set(&(w - (&b * lr)?)?)?;
+            *buffer = Some(b);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn two_steps_match_numbers_computed_by_hand() {
+        // loss = sum(w * x) with x = [1, 2]: grad = x whatever w is.
+        let w = Var::new(&[1.0f32, -1.0], &Device::Cpu).unwrap();
+        let x = Tensor::new(&[1.0f32, 2.0], &Device::Cpu).unwrap();
+        let mut sgd = Sgd::new(vec![("w".into(), w.clone())], 0.9, 0.1);
+
+        let grads = (w.as_tensor() * &x)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        sgd.step(&grads, 0.5).unwrap();
+        // g = [1 + 0.1*1, 2 + 0.1*(-1)] = [1.1, 1.9]; b = g; w = [1 - 0.55, -1 - 0.95]
+        let after1 = w.as_tensor().to_vec1::<f32>().unwrap();
+        assert!(
+            (after1[0] - 0.45).abs() < 1e-6 && (after1[1] + 1.95).abs() < 1e-6,
+            "{after1:?}"
+        );
+
+        let grads = (w.as_tensor() * &x)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        sgd.step(&grads, 0.5).unwrap();
+        // g = [1 + 0.045, 2 - 0.195] = [1.045, 1.805]
+        // b = 0.9*[1.1, 1.9] + g = [2.035, 3.515]; w = [0.45 - 1.0175, -1.95 - 1.7575]
+        let after2 = w.as_tensor().to_vec1::<f32>().unwrap();
+        assert!((after2[0] + 0.5675).abs() < 1e-5, "{after2:?}");
+        assert!((after2[1] + 3.7075).abs() < 1e-5, "{after2:?}");
+    }
+
+    #[test]
+    fn missing_gradient_is_an_error() {
+        let w = Var::new(&[1.0f32], &Device::Cpu).unwrap();
+        let other = Var::new(&[1.0f32], &Device::Cpu).unwrap();
+        let grads = other.as_tensor().sum_all().unwrap().backward().unwrap();
+        let mut sgd = Sgd::new(vec![("w".into(), w)], 0.9, 0.0);
+        assert!(sgd.step(&grads, 0.1).is_err());
+    }
+}

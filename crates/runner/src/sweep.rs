@@ -1,0 +1,277 @@
+//! The sweep: every run of an experiment that is not finished yet, trained by worker
+//! processes, `jobs` at a time, with a live view of their progress.
+
+use crate::error::TrainError;
+use crate::progress::SweepProgress;
+use crate::worker::WorkerEvent;
+use experiment::{Experiment, RunConfig};
+use results::{RunDir, RunState, RunStatus};
+use std::collections::{HashMap, VecDeque};
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Instant;
+
+/// A run of the plan and what the results directory says about it.
+#[derive(Debug, Clone)]
+pub struct PlannedRun {
+    pub config: RunConfig,
+    pub dir: RunDir,
+    pub state: RunState,
+}
+
+pub fn plan(experiment: &Experiment, results_root: &Path) -> Vec<PlannedRun> {
+    experiment
+        .runs
+        .iter()
+        .map(|config| {
+            let dir = RunDir::for_run(results_root, config);
+            PlannedRun {
+                state: dir.state(),
+                config: config.clone(),
+                dir,
+            }
+        })
+        .collect()
+}
+
+pub struct SweepOptions {
+    pub results_root: PathBuf,
+    pub jobs: usize,
+    pub data_dir: PathBuf,
+    /// The worker command: program and leading arguments; `--run-dir D --data-dir P`
+    /// are appended.
+    pub worker: Vec<OsString>,
+}
+
+#[derive(Debug, Default)]
+pub struct SweepSummary {
+    pub skipped: usize,
+    pub done: usize,
+    pub diverged: Vec<(String, String)>,
+    pub failed: Vec<(String, String)>,
+    pub wall_s: f64,
+}
+
+/// Work units of one run, for the sweep's ETA: one per layer per batch, scaled so that
+/// fractions of an epoch count.
+const UNITS_PER_EPOCH_LAYER: u64 = 1000;
+
+fn run_work(config: &RunConfig) -> u64 {
+    (config.train.epochs * config.depth) as u64 * UNITS_PER_EPOCH_LAYER
+}
+
+struct Running {
+    label: String,
+    child: Child,
+    work_total: u64,
+    work_reported: u64,
+    batches: usize,
+    depth: usize,
+    finished: Option<(RunStatus, Option<String>)>,
+    dir: RunDir,
+}
+
+enum Message {
+    Event(usize, WorkerEvent),
+    Closed(usize),
+}
+
+pub fn run_sweep(experiment: &Experiment, opts: &SweepOptions) -> Result<SweepSummary, TrainError> {
+    let started = Instant::now();
+    let planned = plan(experiment, &opts.results_root);
+    let mut summary = SweepSummary {
+        skipped: planned.iter().filter(|p| p.state.is_finished()).count(),
+        ..Default::default()
+    };
+    let mut pending: Vec<PlannedRun> = planned
+        .into_iter()
+        .filter(|p| !p.state.is_finished())
+        .collect();
+    // Longest runs first: fewer idle workers at the end of the sweep.
+    pending.sort_by_key(|p| std::cmp::Reverse(p.config.train.epochs * p.config.depth));
+    let total_work: u64 = pending.iter().map(|p| run_work(&p.config)).sum();
+    let mut progress = SweepProgress::new(pending.len(), total_work);
+    let mut queue: VecDeque<PlannedRun> = pending.into();
+    let mut running: HashMap<usize, Running> = HashMap::new();
+    let (tx, rx) = mpsc::channel();
+    let mut next_id = 0;
+
+    loop {
+        while running.len() < opts.jobs.max(1) {
+            let Some(run) = queue.pop_front() else { break };
+            let id = next_id;
+            next_id += 1;
+            let child = spawn_worker(&run, opts, id, tx.clone())?;
+            progress.run_started(id, &run.config.label(), run_work(&run.config));
+            running.insert(
+                id,
+                Running {
+                    label: run.config.label(),
+                    child,
+                    work_total: run_work(&run.config),
+                    work_reported: 0,
+                    batches: 1,
+                    depth: run.config.depth,
+                    finished: None,
+                    dir: run.dir,
+                },
+            );
+        }
+        if running.is_empty() {
+            break;
+        }
+        let message = rx.recv().map_err(|_| TrainError::Worker {
+            run: "sweep".into(),
+            detail: "all workers' channels closed".into(),
+        })?;
+        match message {
+            Message::Event(id, event) => {
+                let Some(r) = running.get_mut(&id) else {
+                    continue;
+                };
+                handle_event(id, r, event, &mut progress);
+            }
+            Message::Closed(id) => {
+                let Some(mut r) = running.remove(&id) else {
+                    continue;
+                };
+                let exit = r.child.wait();
+                let remaining = r.work_total.saturating_sub(r.work_reported);
+                let text = match (r.finished.take(), exit) {
+                    (Some((RunStatus::Done, _)), Ok(s)) if s.success() => {
+                        summary.done += 1;
+                        format!("{}: done", r.label)
+                    }
+                    (Some((RunStatus::Diverged, why)), _) => {
+                        let why = why.unwrap_or_default();
+                        summary.diverged.push((r.label.clone(), why.clone()));
+                        format!("{}: DIVERGED ({why}); its metrics so far are kept", r.label)
+                    }
+                    (finished, exit) => {
+                        let why = finished
+                            .and_then(|(_, m)| m)
+                            .unwrap_or_else(|| describe_crash(&r.dir, exit));
+                        summary.failed.push((r.label.clone(), why.clone()));
+                        format!("{}: FAILED: {why}", r.label)
+                    }
+                };
+                progress.run_finished(id, text, remaining);
+            }
+        }
+    }
+    progress.finish();
+    summary.wall_s = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+fn handle_event(id: usize, r: &mut Running, event: WorkerEvent, progress: &mut SweepProgress) {
+    let per_epoch = r.depth as u64 * UNITS_PER_EPOCH_LAYER;
+    match event {
+        WorkerEvent::Started { batches, .. } => r.batches = batches.max(1),
+        WorkerEvent::Batch {
+            epoch,
+            batch,
+            train_error,
+        } => {
+            let done = (epoch as u64 - 1) * per_epoch + per_epoch * batch as u64 / r.batches as u64;
+            let delta = done.saturating_sub(r.work_reported);
+            r.work_reported = r.work_reported.max(done);
+            progress.batch(
+                id,
+                done,
+                format!(
+                    "epoch {epoch} batch {batch}/{}  train err {:.1}%",
+                    r.batches,
+                    100.0 * train_error
+                ),
+                delta,
+            );
+        }
+        WorkerEvent::Epoch {
+            epoch,
+            train_error,
+            test_error,
+            wall_s,
+        } => progress.line(format!(
+            "{}: epoch {epoch}: train error {:.2}%, test error {:.2}% ({wall_s:.1} s)",
+            r.label,
+            100.0 * train_error,
+            100.0 * test_error
+        )),
+        WorkerEvent::Finished { status, message } => r.finished = Some((status, message)),
+    }
+}
+
+fn spawn_worker(
+    run: &PlannedRun,
+    opts: &SweepOptions,
+    id: usize,
+    tx: mpsc::Sender<Message>,
+) -> Result<Child, TrainError> {
+    run.dir.create()?;
+    run.dir.write_config(&run.config)?;
+    let log_path = run.dir.path.join("worker.log");
+    let log = std::fs::File::create(&log_path).map_err(|source| results::ResultsError::Io {
+        path: log_path.clone(),
+        source,
+    })?;
+    let (program, args) = opts
+        .worker
+        .split_first()
+        .ok_or_else(|| TrainError::Config("empty worker command".into()))?;
+    let mut child = Command::new(program)
+        .args(args)
+        .arg("--run-dir")
+        .arg(&run.dir.path)
+        .arg("--data-dir")
+        .arg(&opts.data_dir)
+        // One compute thread per run: runs side by side use the cores better.
+        .env("RAYON_NUM_THREADS", "1")
+        .env("CANDLE_NUM_THREADS", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .map_err(|e| TrainError::Worker {
+            run: run.config.label(),
+            detail: format!("cannot start {}: {e}", Path::new(program).display()),
+        })?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(event) = serde_json::from_str::<WorkerEvent>(&line) {
+                if tx.send(Message::Event(id, event)).is_err() {
+                    return;
+                }
+            }
+        }
+        let _ = tx.send(Message::Closed(id));
+    });
+    Ok(child)
+}
+
+/// Why a worker ended without reporting an outcome: its exit and its log's last lines.
+fn describe_crash(dir: &RunDir, exit: std::io::Result<std::process::ExitStatus>) -> String {
+    let log = std::fs::read_to_string(dir.path.join("worker.log")).unwrap_or_default();
+    let tail: Vec<&str> = log
+        .lines()
+        .rev()
+        .take(5)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let exit = match exit {
+        Ok(s) => s.to_string(),
+        Err(e) => e.to_string(),
+    };
+    format!(
+        "worker {exit}; see {}/worker.log: {}",
+        dir.path.display(),
+        tail.join(" | ")
+    )
+}

@@ -1,0 +1,28 @@
+# Recipes for the everyday loop. `just --list` shows them.
+
+default_experiment := "experiments/fashion-mlp.yaml"
+
+# Train every run of the experiment that is not finished yet, then write its report.
+sweep experiment=default_experiment *args="":
+    cargo run --release -p degrade -- sweep {{experiment}} {{args}}
+
+# Render the report again from results/ (never trains).
+report experiment=default_experiment *args="":
+    cargo run --release -p degrade -- report {{experiment}} {{args}}
+
+# List the runs the experiment expands to, and which are done.
+plan experiment=default_experiment:
+    cargo run --release -p degrade -- plan {{experiment}}
+
+# The test suite (the same command CI runs).
+test:
+    cargo test --workspace --release
+
+# Training-step benchmark: depth-64 MLPs at batch 128, one thread.
+bench:
+    RAYON_NUM_THREADS=1 cargo bench -p runner --bench train_step
+
+# Formatting and lints, as CI-clean as the tests.
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets --release -- -D warnings
