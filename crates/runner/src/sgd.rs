@@ -37,11 +37,14 @@ impl Sgd {
             let Some(grad) = grads.get(var.as_tensor()) else {
                 candle_core::bail!("parameter {name} received no gradient")
             };
-            let w = var.as_tensor();
+            // Detached: the update must not record a graph. A momentum buffer that kept
+            // one would hold every earlier step's graph alive (memory grows per step).
+            let w = &var.as_tensor().detach();
+            let grad = grad.detach();
             let g = if self.weight_decay != 0.0 {
                 (grad + (w * self.weight_decay)?)?
             } else {
-                grad.clone()
+                grad
             };
             let b = match buffer.take() {
                 Some(prev) if self.momentum != 0.0 => ((prev * self.momentum)? + g)?,
@@ -92,6 +95,18 @@ mod tests {
         let after2 = w.as_tensor().to_vec1::<f32>().unwrap();
         assert!((after2[0] + 0.5675).abs() < 1e-5, "{after2:?}");
         assert!((after2[1] + 3.7075).abs() < 1e-5, "{after2:?}");
+    }
+
+    #[test]
+    fn momentum_buffers_and_weights_carry_no_graph() {
+        let w = Var::new(&[1.0f32, 2.0], &Device::Cpu).unwrap();
+        let mut sgd = Sgd::new(vec![("w".into(), w.clone())], 0.9, 0.1);
+        for _ in 0..3 {
+            let grads = w.as_tensor().sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            sgd.step(&grads, 0.1).unwrap();
+        }
+        let buffer = sgd.buffers[0].as_ref().unwrap();
+        assert!(!buffer.track_op(), "buffer keeps a graph");
     }
 
     #[test]
