@@ -1,7 +1,7 @@
 //! Checks that the parser cannot make: values that are well-typed but impossible.
 
 use crate::error::ExperimentError;
-use crate::run_config::{Family, ModelArch, Schedule};
+use crate::run_config::{ModelArch, Schedule};
 use crate::spec::ExperimentSpec;
 use serde_saphyr::Spanned;
 use std::collections::HashSet;
@@ -9,12 +9,11 @@ use std::hash::Hash;
 use std::path::Path;
 
 /// Why `depth` is impossible for a family of the given architecture, or None if it is fine.
-pub fn depth_problem(arch: ModelArch, family: Family, depth: usize) -> Option<String> {
+pub fn depth_problem(arch: ModelArch, depth: usize) -> Option<String> {
     // Plain and residual MLPs are both built from 2-layer blocks, so that every plain
     // net has a residual twin of the same size.
-    let _ = family;
     match arch {
-        ModelArch::Mlp if depth < 4 || depth % 2 != 0 => Some(format!(
+        ModelArch::Mlp if depth < 4 || !depth.is_multiple_of(2) => Some(format!(
             "depth {depth} is not possible for an MLP: it has an input layer, blocks of 2 \
              layers and a classifier, so depth = 2 + 2 * blocks (4, 6, 8, ...)"
         )),
@@ -55,10 +54,8 @@ pub(crate) fn validate(path: &Path, spec: &ExperimentSpec) -> Result<(), Experim
     non_empty_unique(&spec.depths, "depths", &fail)?;
     non_empty_unique(&spec.seeds, "seeds", &fail)?;
     for (i, depth) in spec.depths.value.iter().enumerate() {
-        for family in &spec.families.value {
-            if let Some(why) = depth_problem(spec.model.arch, family.value, depth.value) {
-                return fail(&depth.referenced, &format!("depths[{i}]"), why);
-            }
+        if let Some(why) = depth_problem(spec.model.arch, depth.value) {
+            return fail(&depth.referenced, &format!("depths[{i}]"), why);
         }
     }
 

@@ -31,7 +31,7 @@ pub struct MlpConfig {
 
 impl MlpConfig {
     pub fn blocks(&self) -> std::result::Result<usize, ModelError> {
-        if self.depth < 4 || self.depth % 2 != 0 {
+        if self.depth < 4 || !self.depth.is_multiple_of(2) {
             return Err(ModelError::Architecture(format!(
                 "an MLP of depth {} cannot be built: depth = 2 + 2 * blocks (4, 6, 8, ...)",
                 self.depth

@@ -102,7 +102,14 @@ mod tests {
         let w = Var::new(&[1.0f32, 2.0], &Device::Cpu).unwrap();
         let mut sgd = Sgd::new(vec![("w".into(), w.clone())], 0.9, 0.1);
         for _ in 0..3 {
-            let grads = w.as_tensor().sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            let grads = w
+                .as_tensor()
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
             sgd.step(&grads, 0.1).unwrap();
         }
         let buffer = sgd.buffers[0].as_ref().unwrap();
