@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use experiment::{load_experiment, DatasetName, Experiment};
+use experiment::{load_experiment, DatasetName, Experiment, ReportSettings};
 use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
@@ -27,15 +27,62 @@ struct Locations {
     results: PathBuf,
 }
 
+/// How the report draws the curves; each flag overrides the YAML's `report:` section.
+#[derive(clap::Args)]
+struct ReportFlags {
+    /// Where reports go (reports/<experiment>/index.html).
+    #[arg(long, default_value = "reports")]
+    reports: PathBuf,
+    /// Log-scale error axis.
+    #[arg(long)]
+    log_y: bool,
+    /// Exponential-moving-average weight for the curves, in [0, 1).
+    #[arg(long)]
+    smoothing: Option<f64>,
+    /// Error axis range in percent, as LOW,HIGH.
+    #[arg(long, value_parser = parse_range)]
+    y_range: Option<(f64, f64)>,
+}
+
+fn parse_range(text: &str) -> std::result::Result<(f64, f64), String> {
+    let (lo, hi) = text
+        .split_once(',')
+        .ok_or_else(|| format!("{text:?}: expected LOW,HIGH, e.g. 0,100"))?;
+    let parse = |v: &str| v.trim().parse::<f64>().map_err(|e| format!("{v:?}: {e}"));
+    Ok((parse(lo)?, parse(hi)?))
+}
+
+impl ReportFlags {
+    /// The YAML's settings with these flags applied on top, checked.
+    fn settings(&self, experiment: &Experiment) -> Result<ReportSettings> {
+        let mut s = experiment.report.clone();
+        s.log_y |= self.log_y;
+        if let Some(w) = self.smoothing {
+            s.smoothing = w;
+        }
+        if let Some(r) = self.y_range {
+            s.y_range = Some(r);
+        }
+        if !(0.0..1.0).contains(&s.smoothing) {
+            bail!("--smoothing must be in [0, 1), got {}", s.smoothing);
+        }
+        if let Some((lo, hi)) = s.y_range {
+            if !(lo >= 0.0 && lo < hi && (!s.log_y || lo > 0.0)) {
+                bail!("--y-range must be LOW,HIGH with 0 <= LOW < HIGH (LOW > 0 with --log-y), got {lo},{hi}");
+            }
+        }
+        Ok(s)
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Train every run of the experiment that is not finished yet, then write the report.
     Sweep {
         #[command(flatten)]
         at: Locations,
-        /// Where reports go (reports/<experiment>/index.html).
-        #[arg(long, default_value = "reports")]
-        reports: PathBuf,
+        #[command(flatten)]
+        look: ReportFlags,
         /// Runs trained at once, one thread each (default: the number of cores).
         #[arg(long)]
         jobs: Option<usize>,
@@ -50,8 +97,8 @@ enum Command {
     Report {
         #[command(flatten)]
         at: Locations,
-        #[arg(long, default_value = "reports")]
-        reports: PathBuf,
+        #[command(flatten)]
+        look: ReportFlags,
     },
     /// List the runs the experiment expands to, and which are done.
     Plan {
@@ -79,14 +126,14 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Sweep {
             at,
-            reports,
+            look,
             jobs,
             data_dir,
             offline,
-        } => sweep(&at, &reports, jobs, data_dir, offline),
-        Command::Report { at, reports } => {
+        } => sweep(&at, &look, jobs, data_dir, offline),
+        Command::Report { at, look } => {
             let experiment = load(&at.experiment)?;
-            report(&experiment, &at, &reports)
+            report(&experiment, &at, &look)
         }
         Command::Plan { at } => plan(&at),
         Command::Worker { run_dir, data_dir } => {
@@ -127,12 +174,14 @@ fn plan(at: &Locations) -> Result<()> {
 
 fn sweep(
     at: &Locations,
-    reports: &Path,
+    look: &ReportFlags,
     jobs: Option<usize>,
     data_dir: Option<PathBuf>,
     offline: bool,
 ) -> Result<()> {
     let experiment = load(&at.experiment)?;
+    // Bad report flags fail before any training, not after it.
+    look.settings(&experiment)?;
     let planned = runner::sweep::plan(&experiment, &at.results);
     let todo = planned.iter().filter(|p| !p.state.is_finished()).count();
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -171,7 +220,7 @@ fn sweep(
         );
         failed = summary.failed;
     }
-    report(&experiment, at, reports)?;
+    report(&experiment, at, look)?;
     if !failed.is_empty() {
         let list: Vec<String> = failed
             .iter()
@@ -216,7 +265,9 @@ fn locate_dataset(
     Ok(std::path::absolute(&found.dir).unwrap_or(found.dir))
 }
 
-fn report(experiment: &Experiment, at: &Locations, reports: &Path) -> Result<()> {
+fn report(experiment: &Experiment, at: &Locations, look: &ReportFlags) -> Result<()> {
+    let settings = look.settings(experiment)?;
+    let reports = &look.reports;
     let runs = report::load_runs(experiment, &at.results)?;
     let command = format!(
         "degrade sweep {} --results {} --reports {}",
@@ -224,7 +275,7 @@ fn report(experiment: &Experiment, at: &Locations, reports: &Path) -> Result<()>
         at.results.display(),
         reports.display()
     );
-    let page = report::render_experiment(experiment, &runs, reports, &command)?;
+    let page = report::render_experiment(experiment, &runs, reports, &settings, &command)?;
     let index = report::render_index(reports)?;
     eprintln!(
         "report: {} (all experiments: {})",

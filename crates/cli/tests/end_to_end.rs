@@ -1,127 +1,11 @@
 //! The real `degrade` binary on tiny generated IDX data (and, where installed, on a slice
 //! of the real Fashion-MNIST): YAML in, Parquet and HTML out, reruns skip finished runs.
 
+mod common;
+
+use common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-const BIN: &str = env!("CARGO_BIN_EXE_degrade");
-
-/// Writes a learnable 8x8 dataset: class k lights up row k's pixels, plus noise.
-fn write_tiny_dataset(dir: &Path, n_train: usize, n_test: usize) {
-    for (prefix, n) in [("train", n_train), ("t10k", n_test)] {
-        let mut images = Vec::new();
-        let mut labels = Vec::new();
-        let mut state: u32 = 12345;
-        for i in 0..n {
-            let label = (i % 8) as u8;
-            for r in 0..8 {
-                for _ in 0..8 {
-                    state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                    let noise = ((state >> 16) % 60) as u8;
-                    images.push(if r == label as usize {
-                        180 + noise
-                    } else {
-                        noise
-                    });
-                }
-            }
-            labels.push(label);
-        }
-        std::fs::write(
-            dir.join(format!("{prefix}-images-idx3-ubyte")),
-            data::encode_idx(&[n, 8, 8], &images),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join(format!("{prefix}-labels-idx1-ubyte")),
-            data::encode_idx(&[n], &labels),
-        )
-        .unwrap();
-    }
-}
-
-fn experiment_yaml(name: &str, depths: &str, extra_dataset: &str) -> String {
-    format!(
-        "name: {name}
-dataset:
-  name: fashion-mnist
-{extra_dataset}model:
-  arch: mlp
-  width: 16
-  zero_init_residual: true
-families: [plain, residual]
-depths: {depths}
-seeds: [0]
-train:
-  epochs: 2
-  batch_size: 32
-  lr: 0.05
-  momentum: 0.9
-  weight_decay: 0.0001
-  schedule: cosine
-"
-    )
-}
-
-struct Workspace {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-}
-
-impl Workspace {
-    fn new() -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().to_path_buf();
-        std::fs::create_dir_all(root.join("idx")).unwrap();
-        write_tiny_dataset(&root.join("idx"), 256, 64);
-        Self { _tmp: tmp, root }
-    }
-
-    fn write_experiment(&self, text: &str) -> PathBuf {
-        let path = self.root.join("exp.yaml");
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    fn degrade(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .args(args)
-            .current_dir(&self.root)
-            .env_remove("FASHION_MNIST_DIR")
-            .output()
-            .unwrap()
-    }
-
-    fn sweep(&self) -> Output {
-        self.degrade(&[
-            "sweep",
-            "exp.yaml",
-            "--data-dir",
-            "idx",
-            "--offline",
-            "--jobs",
-            "2",
-        ])
-    }
-
-    fn run_dirs(&self, experiment: &str) -> Vec<PathBuf> {
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.root.join("results").join(experiment))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        dirs.sort();
-        dirs
-    }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use std::process::Command;
 
 #[test]
 fn sweep_writes_parquet_and_report_and_reruns_only_new_depths() {
@@ -171,7 +55,16 @@ fn sweep_writes_parquet_and_report_and_reruns_only_new_depths() {
 
     let html = std::fs::read_to_string(ws.root.join("reports/tiny/index.html")).unwrap();
     assert!(html.contains("id=\"verdict\""));
-    assert_eq!(html.matches("<svg").count(), 2, "one panel per family");
+    assert_eq!(
+        html.matches("<svg").count(),
+        3,
+        "one panel per family and error vs depth"
+    );
+    assert!(html.contains("final error against depth"));
+    assert!(
+        html.contains("Not yet evidence"),
+        "one seed: the verdict must not claim the effect"
+    );
     assert!(html.contains("plain-6") && html.contains("residual-4"));
     assert!(html.contains("metrics.parquet"));
     let index = std::fs::read_to_string(ws.root.join("reports/index.html")).unwrap();

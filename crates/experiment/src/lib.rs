@@ -11,5 +11,5 @@ mod spec;
 mod validate;
 
 pub use error::ExperimentError;
-pub use plan::{load_experiment, parse_experiment, Experiment};
+pub use plan::{load_experiment, parse_experiment, Experiment, ReportSettings};
 pub use run_config::{DatasetName, Family, ModelArch, RunConfig, Schedule, TrainConfig};

@@ -18,6 +18,18 @@ pub struct Experiment {
     pub data_dir: Option<PathBuf>,
     /// One entry per (family, depth, seed), families outermost, in the file's order.
     pub runs: Vec<RunConfig>,
+    /// The `report:` section (defaults where absent).
+    pub report: ReportSettings,
+}
+
+/// How the report draws the curves; the command line can override each.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReportSettings {
+    pub log_y: bool,
+    /// EMA weight in [0, 1); 0 = raw values.
+    pub smoothing: f64,
+    /// Error axis range in percent; None = fitted to the data.
+    pub y_range: Option<(f64, f64)>,
 }
 
 pub fn load_experiment(path: &Path) -> Result<Experiment, ExperimentError> {
@@ -72,6 +84,15 @@ pub fn parse_experiment(path: &Path, text: &str) -> Result<Experiment, Experimen
         source: text.to_string(),
         data_dir: spec.dataset.dir.clone(),
         runs,
+        report: spec
+            .report
+            .as_ref()
+            .map(|r| ReportSettings {
+                log_y: r.log_y,
+                smoothing: r.smoothing.as_ref().map_or(0.0, |s| s.value),
+                y_range: r.y_range.as_ref().map(|v| (v.value[0], v.value[1])),
+            })
+            .unwrap_or_default(),
     })
 }
 
@@ -131,6 +152,26 @@ train:
             assert!(after.runs.iter().any(|r| r.hash() == run.hash()));
         }
         assert_eq!(after.runs.len(), before.runs.len() + 6);
+    }
+
+    #[test]
+    fn report_section_is_optional_and_parsed() {
+        assert_eq!(parse(GOOD).unwrap().report, ReportSettings::default());
+        let e = parse(&GOOD.replace(
+            "seeds: [0, 1, 2]",
+            "seeds: [0, 1, 2]\nreport:\n  log_y: true\n  smoothing: 0.6\n  y_range: [1, 100]",
+        ))
+        .unwrap();
+        assert_eq!(
+            e.report,
+            ReportSettings {
+                log_y: true,
+                smoothing: 0.6,
+                y_range: Some((1.0, 100.0))
+            }
+        );
+        // Report settings never change which runs exist.
+        assert_eq!(e.runs[0].hash(), parse(GOOD).unwrap().runs[0].hash());
     }
 
     #[test]
@@ -244,6 +285,21 @@ train:
                 "  name: fashion-mnist\n",
                 "  name: fashion-mnist\n  train_limit: 0\n",
                 "`dataset.train_limit`",
+            ),
+            (
+                "seeds: [0, 1, 2]",
+                "seeds: [0, 1, 2]\nreport:\n  smoothing: 1.0",
+                "`report.smoothing`",
+            ),
+            (
+                "seeds: [0, 1, 2]",
+                "seeds: [0, 1, 2]\nreport:\n  y_range: [50, 10]",
+                "`report.y_range`",
+            ),
+            (
+                "seeds: [0, 1, 2]",
+                "seeds: [0, 1, 2]\nreport:\n  log_y: true\n  y_range: [0, 10]",
+                "`report.y_range`",
             ),
         ];
         for (from, to, field) in cases {

@@ -16,6 +16,22 @@ pub(crate) struct ExperimentSpec {
     pub depths: Spanned<Vec<Spanned<usize>>>,
     pub seeds: Spanned<Vec<Spanned<u64>>>,
     pub train: TrainSpec,
+    /// How the report draws this experiment (never part of a run's hash).
+    #[serde(default)]
+    pub report: Option<ReportSpec>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReportSpec {
+    #[serde(default)]
+    pub log_y: bool,
+    /// Exponential-moving-average weight for the curves, in [0, 1); 0 draws raw values.
+    #[serde(default)]
+    pub smoothing: Option<Spanned<f64>>,
+    /// `[low, high]` of the error axis, in percent.
+    #[serde(default)]
+    pub y_range: Option<Spanned<Vec<f64>>>,
 }
 
 #[derive(Debug, Deserialize)]

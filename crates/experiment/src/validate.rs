@@ -100,6 +100,32 @@ pub(crate) fn validate(path: &Path, spec: &ExperimentSpec) -> Result<(), Experim
             format!("must be zero or positive, got {}", t.weight_decay.value),
         );
     }
+    if let Some(report) = &spec.report {
+        if let Some(s) = &report.smoothing {
+            if !(0.0..1.0).contains(&s.value) {
+                return fail(
+                    &s.referenced,
+                    "report.smoothing",
+                    format!("must be in [0, 1), got {}", s.value),
+                );
+            }
+        }
+        if let Some(range) = &report.y_range {
+            let ok = matches!(range.value.as_slice(), [lo, hi] if lo.is_finite() && hi.is_finite()
+                && *lo >= 0.0 && lo < hi && (!report.log_y || *lo > 0.0));
+            if !ok {
+                return fail(
+                    &range.referenced,
+                    "report.y_range",
+                    format!(
+                        "must be [low, high] in percent with 0 <= low < high (low > 0 with \
+                         log_y), got {:?}",
+                        range.value
+                    ),
+                );
+            }
+        }
+    }
     if let Schedule::Step { milestones, gamma } = &t.schedule.value {
         let at = &t.schedule.referenced;
         if !(*gamma > 0.0 && *gamma <= 1.0) {

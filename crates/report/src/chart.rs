@@ -1,5 +1,8 @@
-//! Figure-6-style panels as inline SVG: error (%) against epoch, training error dashed,
-//! test error solid, one colour per depth (the same colour in every panel).
+//! The report's figures as inline SVG (plotters):
+//! - Figure-6-style panels: error (%) against epoch, training error dashed, test error
+//!   solid, one colour per depth (the same colour in every panel);
+//! - error against depth: final training and test error, plain vs residual, with a
+//!   mean ± std band over seeds.
 
 use crate::error::ReportError;
 use plotters::prelude::*;
@@ -18,7 +21,49 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
-/// One depth's curves, averaged over its seeds: (epoch, error in %).
+const SIZE: (u32, u32) = (560, 380);
+
+/// The error axis: linear or log10, over `[lo, hi]` percent. A log axis is drawn as a
+/// linear axis over log10 values with labels mapped back, so both share one code path.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ErrorAxis {
+    pub log: bool,
+    pub lo: f64,
+    pub hi: f64,
+}
+
+impl ErrorAxis {
+    fn map(&self, percent: f64) -> f64 {
+        if self.log {
+            percent.max(self.lo).log10()
+        } else {
+            percent
+        }
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.map(self.lo)..self.map(self.hi)
+    }
+
+    fn label(&self, v: f64) -> String {
+        let percent = if self.log { 10f64.powf(v) } else { v };
+        if percent >= 10.0 {
+            format!("{percent:.0}")
+        } else {
+            format!("{percent:.1}")
+        }
+    }
+
+    fn description(&self) -> &'static str {
+        if self.log {
+            "error (%, log scale)"
+        } else {
+            "error (%)"
+        }
+    }
+}
+
+/// One depth's curves: (epoch, error in %).
 #[derive(Debug, Clone)]
 pub struct Curve {
     pub label: String,
@@ -27,47 +72,79 @@ pub struct Curve {
     pub test: Vec<(f64, f64)>,
 }
 
+/// One family's final errors against depth: (depth, mean %, std %).
+#[derive(Debug, Clone)]
+pub struct DepthSeries {
+    pub family: String,
+    pub color: usize,
+    pub train: Vec<(f64, f64, f64)>,
+    pub test: Vec<(f64, f64, f64)>,
+}
+
+/// Epochs and depths are integers: label whole ticks only (no "4 4 5" from 4.0, 4.5, 5.0).
+fn whole_number_label(x: &f64) -> String {
+    if (x - x.round()).abs() < 1e-6 {
+        format!("{x:.0}")
+    } else {
+        String::new()
+    }
+}
+
+type DrawResult<'a> = Result<(), Box<dyn std::error::Error + 'a>>;
+
+fn chart_error(title: &str) -> impl Fn(Box<dyn std::error::Error + '_>) -> ReportError + '_ {
+    move |e| ReportError::Chart {
+        chart: title.to_string(),
+        detail: e.to_string(),
+    }
+}
+
 pub fn error_panel(
     title: &str,
     curves: &[Curve],
     max_epoch: f64,
-    y_max: f64,
+    axis: ErrorAxis,
 ) -> Result<String, ReportError> {
     let mut svg = String::new();
-    draw(&mut svg, title, curves, max_epoch, y_max).map_err(|e| ReportError::Chart {
-        chart: title.to_string(),
-        detail: e.to_string(),
-    })?;
+    draw_panel(&mut svg, title, curves, max_epoch, axis).map_err(chart_error(title))?;
     Ok(svg)
 }
 
-fn draw<'a>(
+fn draw_panel<'a>(
     svg: &'a mut String,
     title: &str,
     curves: &[Curve],
     max_epoch: f64,
-    y_max: f64,
-) -> Result<(), Box<dyn std::error::Error + 'a>> {
-    let root = SVGBackend::with_string(svg, (560, 380)).into_drawing_area();
+    axis: ErrorAxis,
+) -> DrawResult<'a> {
+    let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(52)
-        .build_cartesian_2d(1f64..max_epoch.max(2.0), 0f64..y_max)?;
+        .build_cartesian_2d(1f64..max_epoch.max(2.0), axis.range())?;
     chart
         .configure_mesh()
         .x_desc("epoch")
-        .y_desc("error (%)")
+        .y_desc(axis.description())
         .x_labels(max_epoch.clamp(2.0, 12.0) as usize)
+        .x_label_formatter(&whole_number_label)
+        .y_label_formatter(&|y| axis.label(*y))
         .label_style(("sans-serif", 13))
         .draw()?;
+    let map = |points: &[(f64, f64)]| {
+        points
+            .iter()
+            .map(|&(x, y)| (x, axis.map(y)))
+            .collect::<Vec<_>>()
+    };
     for curve in curves {
         let color = PALETTE[curve.color % PALETTE.len()];
         chart
             .draw_series(DashedLineSeries::new(
-                curve.train.iter().copied(),
+                map(&curve.train),
                 6,
                 4,
                 color.stroke_width(2),
@@ -76,10 +153,7 @@ fn draw<'a>(
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
             });
-        chart.draw_series(LineSeries::new(
-            curve.test.iter().copied(),
-            color.stroke_width(3),
-        ))?;
+        chart.draw_series(LineSeries::new(map(&curve.test), color.stroke_width(3)))?;
     }
     chart
         .configure_series_labels()
@@ -92,13 +166,105 @@ fn draw<'a>(
     Ok(())
 }
 
+pub fn depth_chart(
+    series: &[DepthSeries],
+    depths: (f64, f64),
+    axis: ErrorAxis,
+) -> Result<String, ReportError> {
+    let title = "final error against depth";
+    let mut svg = String::new();
+    draw_depth(&mut svg, title, series, depths, axis).map_err(chart_error(title))?;
+    Ok(svg)
+}
+
+fn draw_depth<'a>(
+    svg: &'a mut String,
+    title: &str,
+    series: &[DepthSeries],
+    depths: (f64, f64),
+    axis: ErrorAxis,
+) -> DrawResult<'a> {
+    let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let pad = ((depths.1 - depths.0) * 0.05).max(1.0);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(52)
+        .build_cartesian_2d((depths.0 - pad)..(depths.1 + pad), axis.range())?;
+    chart
+        .configure_mesh()
+        .x_desc("depth (weighted layers)")
+        .y_desc(axis.description())
+        .x_label_formatter(&whole_number_label)
+        .y_label_formatter(&|y| axis.label(*y))
+        .label_style(("sans-serif", 13))
+        .draw()?;
+    for s in series {
+        let color = PALETTE[s.color % PALETTE.len()];
+        for (points, dashed) in [(&s.train, true), (&s.test, false)] {
+            // Band: mean - std along the depths, then mean + std back.
+            if points.iter().any(|p| p.2 > 0.0) {
+                let mut band: Vec<(f64, f64)> = points
+                    .iter()
+                    .map(|&(d, m, sd)| (d, axis.map(m - sd)))
+                    .collect();
+                band.extend(points.iter().rev().map(|&(d, m, sd)| (d, axis.map(m + sd))));
+                chart.draw_series(std::iter::once(Polygon::new(
+                    band,
+                    color.mix(0.15).filled(),
+                )))?;
+            }
+            let line: Vec<(f64, f64)> = points.iter().map(|&(d, m, _)| (d, axis.map(m))).collect();
+            let kind = if dashed { "train" } else { "test" };
+            let label = format!("{} {kind}", s.family);
+            if dashed {
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        line.clone(),
+                        6,
+                        4,
+                        color.stroke_width(2),
+                    ))?
+                    .label(label)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(1))
+                    });
+            } else {
+                chart
+                    .draw_series(LineSeries::new(line.clone(), color.stroke_width(3)))?
+                    .label(label)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+                    });
+            }
+            chart.draw_series(line.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .label_font(("sans-serif", 13))
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn draws_an_svg_with_one_path_per_line() {
-        let curves = vec![
+    const LINEAR: ErrorAxis = ErrorAxis {
+        log: false,
+        lo: 0.0,
+        hi: 100.0,
+    };
+
+    fn curves() -> Vec<Curve> {
+        vec![
             Curve {
                 label: "depth 4".into(),
                 color: 0,
@@ -111,14 +277,50 @@ mod tests {
                 train: vec![(1.0, 80.0), (2.0, 70.0)],
                 test: vec![(1.0, 81.0), (2.0, 72.0)],
             },
-        ];
-        let svg = error_panel("plain", &curves, 2.0, 100.0).unwrap();
+        ]
+    }
+
+    #[test]
+    fn panel_is_an_svg_with_labels_and_palette_colours() {
+        let svg = error_panel("plain", &curves(), 2.0, LINEAR).unwrap();
         assert!(svg.starts_with("<svg"), "{}", &svg[..50]);
         assert!(svg.contains("depth 64") && svg.contains("error (%)"));
-        // Each curve's test line is a polyline in its colour.
         assert!(
-            svg.contains("#1F77B4") || svg.contains("#1f77b4"),
+            svg.to_lowercase().contains("#1f77b4"),
             "palette colour missing"
         );
+    }
+
+    #[test]
+    fn log_axis_maps_values_and_labels_back() {
+        let axis = ErrorAxis {
+            log: true,
+            lo: 1.0,
+            hi: 100.0,
+        };
+        assert_eq!(axis.map(10.0), 1.0);
+        assert_eq!(axis.label(1.0), "10");
+        assert_eq!(
+            axis.map(0.0),
+            0.0,
+            "values below the axis are clamped to it"
+        );
+        let svg = error_panel("plain", &curves(), 2.0, axis).unwrap();
+        assert!(svg.contains("log scale"));
+    }
+
+    #[test]
+    fn depth_chart_draws_bands_only_with_spread() {
+        let series = |sd| DepthSeries {
+            family: "plain".into(),
+            color: 3,
+            train: vec![(4.0, 9.0, sd), (64.0, 79.0, sd)],
+            test: vec![(4.0, 11.0, sd), (64.0, 81.0, sd)],
+        };
+        let with = depth_chart(&[series(1.0)], (4.0, 64.0), LINEAR).unwrap();
+        let without = depth_chart(&[series(0.0)], (4.0, 64.0), LINEAR).unwrap();
+        assert!(with.matches("<polygon").count() >= 2, "bands expected");
+        assert_eq!(without.matches("<polygon").count(), 0);
+        assert!(with.contains("plain train") && with.contains("plain test"));
     }
 }

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 pub enum ReportError {
     #[error(transparent)]
     Results(#[from] results::ResultsError),
+    #[error("aggregating results: {0}")]
+    Aggregate(String),
     #[error("drawing chart {chart}: {detail}")]
     Chart { chart: String, detail: String },
     #[error("template {template}: {detail}")]

@@ -1,16 +1,18 @@
 //! The HTML report of an experiment, from its results on disk only: it never trains.
 //!
-//! `load` gathers each planned run's state and metric rows, `summary` reduces them to
-//! the numbers the page states, `chart` draws the SVG figures, `page` renders the
-//! templates.
+//! `load` gathers each planned run's state and metric rows, `aggregate` reduces them
+//! over seeds (polars), `verdict` says what they show, `chart` draws the SVG figures,
+//! `page` renders the templates.
 
+mod aggregate;
 mod chart;
 mod error;
 mod load;
 mod page;
-mod summary;
+mod verdict;
 
+pub use aggregate::{epoch_means, final_errors, GroupStat, MeanStd};
 pub use error::ReportError;
 pub use load::{load_runs, RunRecord};
 pub use page::{render_experiment, render_index};
-pub use summary::{final_errors, FinalError};
+pub use verdict::{verdict, Evidence, NotDone, Verdict};

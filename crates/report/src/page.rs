@@ -1,11 +1,12 @@
 //! Renders `reports/<experiment>/index.html` and `reports/index.html` from the templates
 //! in `templates/` (compiled into the binary, so the report needs no files at run time).
 
-use crate::chart::{error_panel, Curve};
+use crate::aggregate::{epoch_means, final_errors, GroupStat};
+use crate::chart::{depth_chart, error_panel, Curve, DepthSeries, ErrorAxis};
 use crate::error::ReportError;
 use crate::load::RunRecord;
-use crate::summary::{depth_comparison, final_errors};
-use experiment::{Experiment, Family};
+use crate::verdict::{verdict, NotDone, Verdict};
+use experiment::{Experiment, Family, ReportSettings};
 use results::RunState;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -19,7 +20,8 @@ const STYLE: &str = include_str!("../../../templates/style.css");
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ExperimentSummary {
     name: String,
-    verdict: Vec<String>,
+    headline: String,
+    degradation: String,
     runs_done: usize,
     runs_total: usize,
 }
@@ -57,6 +59,14 @@ fn pct(x: f64) -> String {
     format!("{:.2}", 100.0 * x)
 }
 
+fn pct_spread(mean: f64, std: f64, n: usize) -> String {
+    if n > 1 {
+        format!("{} ± {}", pct(mean), pct(std))
+    } else {
+        pct(mean)
+    }
+}
+
 fn tera_error(template: &str) -> impl Fn(tera::Error) -> ReportError + '_ {
     move |e| ReportError::Template {
         template: template.to_string(),
@@ -91,100 +101,190 @@ fn relative(from_dir: &Path, to: &Path) -> PathBuf {
     out
 }
 
-/// Per-family panels. Curves average the seeds at each epoch that they all reached.
-fn panels(runs: &[RunRecord]) -> Result<Vec<Panel>, ReportError> {
+/// Exponential moving average with TensorBoard's bias correction: the first values are
+/// not pulled towards zero. `weight` 0 returns the values unchanged.
+pub(crate) fn smooth(values: &[f64], weight: f64) -> Vec<f64> {
+    let mut ema = 0.0;
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            ema = weight * ema + (1.0 - weight) * v;
+            ema / (1.0 - weight.powi(i as i32 + 1))
+        })
+        .collect()
+}
+
+/// The error axis: the user's range, or one fitted to the data (in percent).
+fn error_axis(settings: &ReportSettings, stats: &[GroupStat]) -> ErrorAxis {
+    if let Some((lo, hi)) = settings.y_range {
+        return ErrorAxis {
+            log: settings.log_y,
+            lo,
+            hi,
+        };
+    }
+    let values = stats
+        .iter()
+        .flat_map(|g| [g.train_error.mean, g.test_error.mean])
+        .map(|v| 100.0 * v);
+    let (min, max) = values.fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    if settings.log_y {
+        let lo = if min.is_finite() {
+            (min * 0.8).max(0.1)
+        } else {
+            0.1
+        };
+        ErrorAxis {
+            log: true,
+            lo,
+            hi: (max * 1.2).clamp(lo * 10.0, 100.0),
+        }
+    } else {
+        ErrorAxis {
+            log: false,
+            lo: 0.0,
+            hi: ((max / 10.0).ceil() * 10.0).clamp(10.0, 100.0),
+        }
+    }
+}
+
+fn families_of(runs: &[RunRecord]) -> Vec<Family> {
+    let mut families: Vec<Family> = runs.iter().map(|r| r.config.family).collect();
+    families.sort();
+    families.dedup();
+    families
+}
+
+fn depths_of(runs: &[RunRecord]) -> Vec<usize> {
     let mut depths: Vec<usize> = runs.iter().map(|r| r.config.depth).collect();
     depths.sort_unstable();
     depths.dedup();
+    depths
+}
+
+/// Figure-6 panels, one per family, from the per-epoch means over seeds.
+fn panels(
+    runs: &[RunRecord],
+    means: &[GroupStat],
+    settings: &ReportSettings,
+    axis: ErrorAxis,
+) -> Result<Vec<Panel>, ReportError> {
+    let depths = depths_of(runs);
     let max_epoch = runs
         .iter()
         .map(|r| r.config.train.epochs)
         .max()
         .unwrap_or(1) as f64;
-    let y_max = runs
-        .iter()
-        .flat_map(|r| &r.rows)
-        .map(|row| row.train_error.max(row.test_error))
-        .fold(0.0f64, f64::max);
-    let y_max = ((100.0 * y_max / 10.0).ceil() * 10.0).clamp(10.0, 100.0);
-    let mut families: Vec<Family> = runs.iter().map(|r| r.config.family).collect();
-    families.sort();
-    families.dedup();
-    families
+    families_of(runs)
         .into_iter()
         .map(|family| {
             let curves: Vec<Curve> = depths
                 .iter()
                 .enumerate()
                 .filter_map(|(color, &depth)| {
-                    let seeds: Vec<&RunRecord> = runs
+                    let points: Vec<&GroupStat> = means
                         .iter()
-                        .filter(|r| {
-                            r.config.family == family
-                                && r.config.depth == depth
-                                && !r.rows.is_empty()
-                        })
+                        .filter(|g| g.family == family && g.depth == depth)
                         .collect();
-                    let epochs = seeds.iter().map(|r| r.rows.len()).min()?;
-                    let mean = |f: fn(&results::MetricRow) -> f64| -> Vec<(f64, f64)> {
-                        (0..epochs)
-                            .map(|e| {
-                                let m = seeds.iter().map(|r| f(&r.rows[e])).sum::<f64>()
-                                    / seeds.len() as f64;
-                                (seeds[0].rows[e].epoch as f64, 100.0 * m)
-                            })
+                    if points.is_empty() {
+                        return None;
+                    }
+                    let epochs: Vec<f64> = points.iter().map(|g| f64::from(g.epoch)).collect();
+                    let series = |f: fn(&GroupStat) -> f64| -> Vec<(f64, f64)> {
+                        let raw: Vec<f64> = points.iter().map(|g| 100.0 * f(g)).collect();
+                        epochs
+                            .iter()
+                            .copied()
+                            .zip(smooth(&raw, settings.smoothing))
                             .collect()
                     };
                     Some(Curve {
                         label: format!("{family}-{depth}"),
                         color,
-                        train: mean(|r| r.train_error),
-                        test: mean(|r| r.test_error),
+                        train: series(|g| g.train_error.mean),
+                        test: series(|g| g.test_error.mean),
                     })
                 })
                 .collect();
             Ok(Panel {
                 family: family.to_string(),
-                svg: error_panel(&format!("{family} nets"), &curves, max_epoch, y_max)?,
+                svg: error_panel(&format!("{family} nets"), &curves, max_epoch, axis)?,
             })
         })
         .collect()
 }
 
-pub fn render_experiment(
-    experiment: &Experiment,
-    runs: &[RunRecord],
-    reports_root: &Path,
-    command: &str,
-) -> Result<PathBuf, ReportError> {
-    let out_dir = reports_root.join(&experiment.name);
-    let out = out_dir.join("index.html");
-    let finals = final_errors(runs);
-    let verdict: Vec<String> = [Family::Plain, Family::Residual]
+/// Final error against depth, one series per family (colours: plain red, residual blue).
+fn depth_figure(finals: &[GroupStat], axis: ErrorAxis) -> Result<Option<String>, ReportError> {
+    if finals.is_empty() {
+        return Ok(None);
+    }
+    let series: Vec<DepthSeries> = [(Family::Plain, 3), (Family::Residual, 0)]
         .into_iter()
-        .filter_map(|f| depth_comparison(&finals, f))
-        .collect();
-    let table: Vec<TableRow> = finals
-        .iter()
-        .map(|f| TableRow {
-            family: f.family.to_string(),
-            depth: f.depth,
-            seeds: f.seeds,
-            train_error: if f.seeds > 1 {
-                format!("{} ± {}", pct(f.train_error_mean), pct(f.train_error_std))
-            } else {
-                pct(f.train_error_mean)
-            },
-            test_error: if f.seeds > 1 {
-                format!("{} ± {}", pct(f.test_error_mean), pct(f.test_error_std))
-            } else {
-                pct(f.test_error_mean)
-            },
-            wall_s: format!("{:.0}", f.wall_s_mean),
+        .filter(|(family, _)| finals.iter().any(|g| g.family == *family))
+        .map(|(family, color)| {
+            let of = |f: fn(&GroupStat) -> (f64, f64)| -> Vec<(f64, f64, f64)> {
+                finals
+                    .iter()
+                    .filter(|g| g.family == family)
+                    .map(|g| {
+                        let (m, s) = f(g);
+                        (g.depth as f64, 100.0 * m, 100.0 * s)
+                    })
+                    .collect()
+            };
+            DepthSeries {
+                family: family.to_string(),
+                color,
+                train: of(|g| (g.train_error.mean, g.train_error.std)),
+                test: of(|g| (g.test_error.mean, g.test_error.std)),
+            }
         })
         .collect();
-    let run_rows: Vec<RunRow> = runs
-        .iter()
+    let min = finals.iter().map(|g| g.depth).min().unwrap_or(0) as f64;
+    let max = finals.iter().map(|g| g.depth).max().unwrap_or(0) as f64;
+    Ok(Some(depth_chart(&series, (min, max), axis)?))
+}
+
+fn not_done(runs: &[RunRecord]) -> Vec<NotDone> {
+    runs.iter()
+        .filter(|r| r.state != RunState::Done)
+        .map(|r| NotDone {
+            family: r.config.family,
+            label: r.config.label(),
+            state: r.state.label().to_string(),
+        })
+        .collect()
+}
+
+fn provenance(runs: &[RunRecord]) -> BTreeMap<String, String> {
+    let Some(m) = runs.iter().filter_map(|r| r.meta.as_ref()).next() else {
+        return BTreeMap::new();
+    };
+    let mut p = BTreeMap::new();
+    p.insert(
+        "git commit".into(),
+        match (&m.git_commit, m.git_dirty) {
+            (Some(c), Some(true)) => format!("{c} (with uncommitted changes)"),
+            (Some(c), _) => c.clone(),
+            _ => "not a git checkout".into(),
+        },
+    );
+    p.insert("host".into(), m.host.clone());
+    p.insert("CPU".into(), m.cpu.clone());
+    p.insert("threads per run".into(), m.threads.to_string());
+    p.insert("data".into(), m.data_dir.clone());
+    for (k, v) in &m.versions {
+        p.insert(k.clone(), v.clone());
+    }
+    p
+}
+
+fn run_rows(runs: &[RunRecord], out_dir: &Path) -> Vec<RunRow> {
+    runs.iter()
         .map(|r| {
             let last = r.rows.last();
             RunRow {
@@ -201,7 +301,7 @@ pub fn render_experiment(
                     .unwrap_or_default(),
                 hash: r.config.hash(),
                 parquet: r.dir.metrics_path().is_file().then(|| {
-                    relative(&out_dir, &r.dir.metrics_path())
+                    relative(out_dir, &r.dir.metrics_path())
                         .display()
                         .to_string()
                 }),
@@ -212,31 +312,43 @@ pub fn render_experiment(
                     .unwrap_or_default(),
             }
         })
+        .collect()
+}
+
+/// Writes `reports/<experiment>/index.html` (and `summary.json` for the index page).
+pub fn render_experiment(
+    experiment: &Experiment,
+    runs: &[RunRecord],
+    reports_root: &Path,
+    settings: &ReportSettings,
+    command: &str,
+) -> Result<PathBuf, ReportError> {
+    let out_dir = reports_root.join(&experiment.name);
+    let out = out_dir.join("index.html");
+    let finals = final_errors(runs)?;
+    let means = epoch_means(runs)?;
+    let verdict: Verdict = verdict(&finals, &not_done(runs));
+    let axis = error_axis(settings, &means);
+    let table: Vec<TableRow> = finals
+        .iter()
+        .map(|f| TableRow {
+            family: f.family.to_string(),
+            depth: f.depth,
+            seeds: f.n,
+            train_error: pct_spread(f.train_error.mean, f.train_error.std, f.n),
+            test_error: pct_spread(f.test_error.mean, f.test_error.std, f.n),
+            wall_s: format!("{:.0}", f.wall_s.mean),
+        })
+        .collect();
+    let diverged: Vec<String> = runs
+        .iter()
+        .filter(|r| r.state == RunState::Diverged)
+        .map(|r| r.config.label())
         .collect();
     let runs_done = runs.iter().filter(|r| r.state == RunState::Done).count();
-    let provenance: BTreeMap<String, String> = runs
-        .iter()
-        .filter_map(|r| r.meta.as_ref())
-        .next()
-        .map(|m| {
-            let mut p = BTreeMap::new();
-            p.insert(
-                "git commit".into(),
-                match (&m.git_commit, m.git_dirty) {
-                    (Some(c), Some(true)) => format!("{c} (with uncommitted changes)"),
-                    (Some(c), _) => c.clone(),
-                    _ => "not a git checkout".into(),
-                },
-            );
-            p.insert("host".into(), m.host.clone());
-            p.insert("CPU".into(), m.cpu.clone());
-            p.insert("threads per run".into(), m.threads.to_string());
-            p.insert("data".into(), m.data_dir.clone());
-            for (k, v) in &m.versions {
-                p.insert(k.clone(), v.clone());
-            }
-            p
-        })
+    let resolved = runs
+        .first()
+        .map(|r| serde_json::to_string_pretty(&r.config).expect("a RunConfig serialises"))
         .unwrap_or_default();
 
     let mut tera = tera::Tera::new();
@@ -245,15 +357,19 @@ pub fn render_experiment(
     let mut ctx = tera::Context::new();
     ctx.insert("name", &experiment.name);
     ctx.insert("style", STYLE);
-    ctx.insert("panels", &panels(runs)?);
     ctx.insert("verdict", &verdict);
+    ctx.insert("panels", &panels(runs, &means, settings, axis)?);
+    ctx.insert("depth_chart", &depth_figure(&finals, axis)?);
+    ctx.insert("smoothing", &settings.smoothing);
+    ctx.insert("diverged", &diverged);
     ctx.insert("table", &table);
-    ctx.insert("runs", &run_rows);
+    ctx.insert("runs", &run_rows(runs, &out_dir));
     ctx.insert("runs_done", &runs_done);
     ctx.insert("runs_total", &runs.len());
     ctx.insert("yaml", &experiment.source);
     ctx.insert("yaml_path", &experiment.path.display().to_string());
-    ctx.insert("provenance", &provenance);
+    ctx.insert("resolved", &resolved);
+    ctx.insert("provenance", &provenance(runs));
     ctx.insert("command", command);
     let html = tera
         .render("experiment.html", &ctx)
@@ -262,7 +378,11 @@ pub fn render_experiment(
 
     let summary = ExperimentSummary {
         name: experiment.name.clone(),
-        verdict,
+        headline: verdict.headline.clone(),
+        degradation: serde_json::to_value(verdict.degradation)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
         runs_done,
         runs_total: runs.len(),
     };
@@ -299,8 +419,19 @@ pub fn render_index(reports_root: &Path) -> Result<PathBuf, ReportError> {
 
 #[cfg(test)]
 mod tests {
-    use super::relative;
+    use super::{relative, smooth};
     use std::path::Path;
+
+    #[test]
+    fn smoothing_is_bias_corrected_and_zero_weight_is_identity() {
+        let v = [10.0, 20.0, 30.0];
+        assert_eq!(smooth(&v, 0.0), v.to_vec());
+        let s = smooth(&[5.0, 5.0, 5.0], 0.9);
+        assert!(s.iter().all(|x| (x - 5.0).abs() < 1e-9), "{s:?}");
+        let s = smooth(&v, 0.5);
+        assert_eq!(s[0], 10.0);
+        assert!(s[2] < 30.0 && s[2] > s[1]);
+    }
 
     #[test]
     fn relative_links_climb_out_of_the_report_dir() {

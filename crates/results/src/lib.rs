@@ -20,4 +20,6 @@ pub use atomic::write_atomically;
 pub use error::ResultsError;
 pub use layout::{RunDir, RunState};
 pub use meta::{now_utc, RunMeta, RunStatus};
-pub use metric_row::{read_metrics, write_metrics, MetricRow, METRIC_COLUMNS};
+pub use metric_row::{metrics_frame, read_metrics, write_metrics, MetricRow, METRIC_COLUMNS};
+/// The polars version the results are written with (re-exported for the report).
+pub use polars;

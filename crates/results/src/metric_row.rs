@@ -44,7 +44,8 @@ pub const METRIC_COLUMNS: [&str; 12] = [
     "wall_s",
 ];
 
-fn to_frame(rows: &[MetricRow]) -> PolarsResult<DataFrame> {
+/// The rows as a polars frame with the `METRIC_COLUMNS`.
+pub fn metrics_frame(rows: &[MetricRow]) -> PolarsResult<DataFrame> {
     let strs = |f: fn(&MetricRow) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
     let floats = |f: fn(&MetricRow) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
     df!(
@@ -69,7 +70,7 @@ pub fn write_metrics(path: &Path, rows: &[MetricRow]) -> Result<(), ResultsError
         path: path.to_path_buf(),
         source,
     };
-    let mut frame = to_frame(rows).map_err(parquet)?;
+    let mut frame = metrics_frame(rows).map_err(parquet)?;
     let mut bytes = Vec::new();
     ParquetWriter::new(&mut bytes)
         .finish(&mut frame)

@@ -1,0 +1,148 @@
+//! The report and the Parquet files as outside tools see them: headless Chromium opens
+//! the HTML (no console errors, every chart an inline SVG with visible lines, a
+//! screenshot kept under target/), and Python's pyarrow reads the Parquet files.
+//! CI installs both and sets DEGRADE_REQUIRE_CHROMIUM / DEGRADE_REQUIRE_PYARROW, so
+//! there these tests cannot silently skip.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Runs a two-seed sweep of two depths on the tiny dataset; returns the workspace.
+fn swept() -> Workspace {
+    let ws = Workspace::new();
+    ws.write_experiment(&experiment_yaml_seeds("browser", "[4, 6]", "", "[0, 1]"));
+    let out = ws.sweep();
+    assert!(out.status.success(), "{}", text(&out));
+    ws
+}
+
+fn available(program: &str, args: &[&str], require_var: &str) -> bool {
+    let ok = Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        assert!(
+            std::env::var_os(require_var).is_none(),
+            "{program} is required ({require_var}) but not usable"
+        );
+        eprintln!("skipped: {program} is not installed");
+    }
+    ok
+}
+
+const CHROMIUM_FLAGS: [&str; 9] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+];
+
+fn chromium(profile: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("chromium")
+        .args(CHROMIUM_FLAGS)
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn report_opens_in_headless_chromium() {
+    if !available("chromium", &["--version"], "DEGRADE_REQUIRE_CHROMIUM") {
+        return;
+    }
+    let ws = swept();
+    let page = ws.root.join("reports/browser/index.html");
+    let url = format!("file://{}", page.display());
+    let profile = ws.root.join("chromium-profile");
+
+    let out = chromium(
+        &profile,
+        &["--enable-logging=stderr", "--v=0", "--dump-dom", &url],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let log = String::from_utf8_lossy(&out.stderr);
+    let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
+    assert!(console.is_empty(), "console messages: {console:?}");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dom.contains("id=\"verdict\""),
+        "verdict missing from the DOM"
+    );
+    assert!(
+        !dom.contains("src=\"http") && !dom.contains("href=\"http"),
+        "the report must not fetch anything"
+    );
+    // Two family panels and the error-vs-depth chart, each an inline SVG with lines.
+    let figures: Vec<&str> = dom.split("<figure").skip(1).collect();
+    assert_eq!(figures.len(), 3, "expected 3 figures");
+    for figure in figures {
+        let svg = figure.split("</figure>").next().unwrap();
+        assert!(svg.contains("<svg"), "a figure without inline SVG");
+        let visible_lines = svg
+            .split("<polyline")
+            .skip(1)
+            .filter(|p| {
+                let tag = p.split('>').next().unwrap_or("");
+                let points = tag
+                    .split("points=\"")
+                    .nth(1)
+                    .and_then(|r| r.split('"').next())
+                    .unwrap_or("");
+                !tag.contains("stroke=\"none\"") && points.split_whitespace().count() >= 2
+            })
+            .count();
+        assert!(visible_lines >= 2, "a chart without visible lines");
+    }
+
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/report-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shot = shots.join("tiny-two-seeds.png");
+    let _ = std::fs::remove_file(&shot);
+    let out = chromium(
+        &profile,
+        &[
+            "--window-size=1280,2000",
+            &format!("--screenshot={}", shot.display()),
+            &url,
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let png = std::fs::read(&shot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "screenshot too small"
+    );
+    eprintln!("screenshot: {}", shot.display());
+}
+
+#[test]
+fn pyarrow_reads_the_parquet_files() {
+    if !available(
+        "python3",
+        &["-c", "import pyarrow"],
+        "DEGRADE_REQUIRE_PYARROW",
+    ) {
+        return;
+    }
+    let ws = swept();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/read_parquet.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(ws.root.join("results/browser"))
+        .args(["8", "2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("8 files, 16 rows"));
+}
