@@ -13,6 +13,31 @@ pub struct RunDir {
     pub path: PathBuf,
 }
 
+/// Who holds a run's lock.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LockHolder {
+    pub pid: u32,
+    pub host: String,
+}
+
+impl std::fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "process {} on {}", self.pid, self.host)
+    }
+}
+
+/// A held run lock; dropping it releases the run.
+#[derive(Debug)]
+pub struct RunLock {
+    path: PathBuf,
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 /// A run's state as the files on disk tell it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunState {
@@ -60,6 +85,102 @@ impl RunDir {
         self.path.join("metrics.parquet")
     }
 
+    /// The training state of the last finished epoch, while the run is not finished.
+    pub fn checkpoint_path(&self) -> PathBuf {
+        self.path.join("checkpoint.safetensors")
+    }
+    pub fn lock_path(&self) -> PathBuf {
+        self.path.join("lock")
+    }
+
+    /// Takes the run's lock, so that no other process trains it at the same time. A lock
+    /// left by a process that no longer exists on this host is taken over; one held by a
+    /// live process (or by any process on another host) gives `Err(holder)`.
+    pub fn try_lock(&self, host: &str) -> Result<Result<RunLock, LockHolder>, ResultsError> {
+        let io = |source| ResultsError::Io {
+            path: self.lock_path(),
+            source,
+        };
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(self.lock_path())
+            {
+                Ok(mut file) => {
+                    let me = LockHolder {
+                        pid: std::process::id(),
+                        host: host.to_string(),
+                    };
+                    let json = serde_json::to_vec(&me).expect("a lock holder serialises");
+                    std::io::Write::write_all(&mut file, &json).map_err(io)?;
+                    file.sync_all().map_err(io)?;
+                    return Ok(Ok(RunLock {
+                        path: self.lock_path(),
+                    }));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    match self.lock_holder(host) {
+                        Some(holder) => return Ok(Err(holder)),
+                        // Stale: its process is gone. Remove it and try once more.
+                        None => {
+                            let _ = std::fs::remove_file(self.lock_path());
+                        }
+                    }
+                }
+                Err(e) => return Err(io(e)),
+            }
+        }
+        Ok(Err(self.lock_holder(host).unwrap_or(LockHolder {
+            pid: 0,
+            host: "unknown".into(),
+        })))
+    }
+
+    /// The live process holding this run's lock, if any.
+    pub fn lock_holder(&self, host: &str) -> Option<LockHolder> {
+        let bytes = std::fs::read(self.lock_path()).ok()?;
+        match serde_json::from_slice::<LockHolder>(&bytes) {
+            Ok(holder) if holder.host != host => Some(holder),
+            Ok(holder) => process_alive(holder.pid).then_some(holder),
+            // Empty or partial: its writer crashed between creating and writing it, or is
+            // writing it right now. Young files are given the benefit of the doubt.
+            Err(_) => {
+                let age = std::fs::metadata(self.lock_path())
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .unwrap_or_default();
+                (age < std::time::Duration::from_secs(10)).then(|| LockHolder {
+                    pid: 0,
+                    host: host.to_string(),
+                })
+            }
+        }
+    }
+
+    /// Removes temporary files that a killed writer left: ours (`.<name>.tmp-<pid>`, if
+    /// that process is gone) and those of the safetensors writer (`.tmpXXXXXX`). Call it
+    /// only while holding the run's lock.
+    pub fn remove_stale_temporaries(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.path) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let stale = match name.rsplit_once(".tmp-") {
+                // Ours carry the writer's pid: the sweep writes config.json without the
+                // lock, so only a dead writer's file may go.
+                Some((_, pid)) => pid.parse().is_ok_and(|pid| !process_alive(pid)),
+                // Only the lock holder writes checkpoints, so these are always stale.
+                None => name.starts_with(".tmp"),
+            };
+            if name.starts_with('.') && stale {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+
     pub fn create(&self) -> Result<(), ResultsError> {
         std::fs::create_dir_all(&self.path).map_err(|source| ResultsError::Io {
             path: self.path.clone(),
@@ -99,6 +220,19 @@ impl RunDir {
     }
 }
 
+/// Whether `pid` is a running process on this host. A zombie (killed, not yet reaped:
+/// common in containers whose init does not reap) counts as gone.
+fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state is the first field after the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
 fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), ResultsError> {
     let json = serde_json::to_vec_pretty(value).map_err(|source| ResultsError::Json {
         path: path.to_path_buf(),
@@ -116,4 +250,48 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, ResultsError> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_excludes_others_until_dropped_and_stale_locks_are_taken_over() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir {
+            path: tmp.path().to_path_buf(),
+        };
+        let first = dir.try_lock("here").unwrap().expect("free run");
+        let holder = dir
+            .try_lock("here")
+            .unwrap()
+            .expect_err("held by this live process");
+        assert_eq!(holder.pid, std::process::id());
+        drop(first);
+        assert!(!dir.lock_path().exists());
+
+        // A lock of a process that is gone (pid beyond the kernel's maximum) is stale.
+        std::fs::write(dir.lock_path(), br#"{"pid":4294967295,"host":"here"}"#).unwrap();
+        assert_eq!(dir.lock_holder("here"), None);
+        let taken = dir
+            .try_lock("here")
+            .unwrap()
+            .expect("stale lock taken over");
+        drop(taken);
+
+        // A zombie (a killed process nobody has reaped yet) does not hold a lock.
+        let mut zombie = std::process::Command::new("true").spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(
+            !process_alive(zombie.id()),
+            "an exited, unreaped child is a zombie"
+        );
+        zombie.wait().unwrap();
+        assert!(process_alive(std::process::id()));
+
+        // A lock from another host cannot be checked, so it is respected.
+        std::fs::write(dir.lock_path(), br#"{"pid":4294967295,"host":"elsewhere"}"#).unwrap();
+        assert!(dir.try_lock("here").unwrap().is_err());
+    }
 }

@@ -3,6 +3,7 @@
 //! The trainer never draws; it writes Parquet and metadata through `results`.
 
 pub mod batches;
+pub mod checkpoint;
 mod error;
 pub mod progress;
 pub mod provenance;

@@ -12,6 +12,7 @@
 //! momentum nor weight decay.
 
 use candle_core::{backprop::GradStore, Result, Tensor, Var};
+use std::collections::HashMap;
 
 pub struct Sgd {
     params: Vec<(String, Var)>,
@@ -30,6 +31,31 @@ impl Sgd {
             momentum,
             weight_decay,
         }
+    }
+
+    /// The momentum buffers that exist so far, by parameter name (for checkpoints).
+    pub fn buffers(&self) -> HashMap<String, Tensor> {
+        self.params
+            .iter()
+            .zip(&self.buffers)
+            .filter_map(|((name, _), b)| b.as_ref().map(|b| (name.clone(), b.clone())))
+            .collect()
+    }
+
+    /// Restores buffers saved by `buffers`; a parameter absent from `saved` has none yet.
+    pub fn restore_buffers(&mut self, saved: &HashMap<String, Tensor>) -> Result<()> {
+        for ((name, var), buffer) in self.params.iter().zip(self.buffers.iter_mut()) {
+            *buffer = match saved.get(name) {
+                Some(b) if b.shape() == var.shape() => Some(b.clone()),
+                Some(b) => candle_core::bail!(
+                    "momentum buffer {name} has shape {:?}, the parameter {:?}",
+                    b.shape(),
+                    var.shape()
+                ),
+                None => None,
+            };
+        }
+        Ok(())
     }
 
     pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {

@@ -52,6 +52,8 @@ pub struct SweepSummary {
     pub done: usize,
     pub diverged: Vec<(String, String)>,
     pub failed: Vec<(String, String)>,
+    /// Runs another live process was training (its lock was held).
+    pub busy: Vec<String>,
     pub wall_s: f64,
 }
 
@@ -145,6 +147,10 @@ pub fn run_sweep(experiment: &Experiment, opts: &SweepOptions) -> Result<SweepSu
                         summary.done += 1;
                         format!("{}: done", r.label)
                     }
+                    (Some((RunStatus::Running, why)), _) => {
+                        summary.busy.push(r.label.clone());
+                        format!("{}: skipped, {}", r.label, why.unwrap_or_default())
+                    }
                     (Some((RunStatus::Diverged, why)), _) => {
                         let why = why.unwrap_or_default();
                         summary.diverged.push((r.label.clone(), why.clone()));
@@ -170,7 +176,27 @@ pub fn run_sweep(experiment: &Experiment, opts: &SweepOptions) -> Result<SweepSu
 fn handle_event(id: usize, r: &mut Running, event: WorkerEvent, progress: &mut SweepProgress) {
     let per_epoch = r.depth as u64 * UNITS_PER_EPOCH_LAYER;
     match event {
-        WorkerEvent::Started { batches, .. } => r.batches = batches.max(1),
+        WorkerEvent::Started {
+            batches,
+            resumed_after,
+            ..
+        } => {
+            r.batches = batches.max(1);
+            if resumed_after > 0 {
+                let skipped = resumed_after as u64 * per_epoch;
+                progress.batch(
+                    id,
+                    skipped,
+                    format!("resumed after epoch {resumed_after}"),
+                    skipped,
+                );
+                r.work_reported = skipped;
+                progress.line(format!(
+                    "{}: resuming after epoch {resumed_after} (its checkpoint)",
+                    r.label
+                ));
+            }
+        }
         WorkerEvent::Batch {
             epoch,
             batch,
@@ -212,12 +238,21 @@ fn spawn_worker(
     tx: mpsc::Sender<Message>,
 ) -> Result<Child, TrainError> {
     run.dir.create()?;
-    run.dir.write_config(&run.config)?;
+    // The directory's name is the config's hash: an existing config.json is this one.
+    if !run.dir.config_path().exists() {
+        run.dir.write_config(&run.config)?;
+    }
     let log_path = run.dir.path.join("worker.log");
-    let log = std::fs::File::create(&log_path).map_err(|source| results::ResultsError::Io {
-        path: log_path.clone(),
-        source,
-    })?;
+    // Appended, not truncated: it keeps the history of interrupted attempts, and another
+    // sweep's worker may be writing to it.
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|source| results::ResultsError::Io {
+            path: log_path.clone(),
+            source,
+        })?;
     let (program, args) = opts
         .worker
         .split_first()

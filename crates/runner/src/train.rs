@@ -1,6 +1,7 @@
 //! One training run, top to bottom: model, optimiser, schedule, epochs, evaluation.
 
 use crate::batches::{epoch_batches, Rows};
+use crate::checkpoint::Checkpoint;
 use crate::error::TrainError;
 use crate::sgd::Sgd;
 use candle_core::{DType, Device, Tensor};
@@ -16,8 +17,46 @@ pub const DIVERGENCE_LOSS: f64 = 1e3;
 const CLASSES: usize = 10;
 const EVAL_CHUNK: usize = 1000;
 
+/// Where a resumed run starts: the checkpoint of its last finished epoch and the metric
+/// rows of the epochs up to it.
+#[derive(Debug, Clone)]
+pub struct Resume {
+    pub checkpoint: Checkpoint,
+    pub rows: Vec<MetricRow>,
+}
+
+/// The training state at the end of an epoch, for checkpointing.
+pub struct EpochState<'a> {
+    varmap: &'a VarMap,
+    sgd: &'a Sgd,
+    epoch: usize,
+    iteration: usize,
+}
+
+impl EpochState<'_> {
+    /// A deep copy of the state (the live tensors keep changing as training goes on).
+    pub fn checkpoint(&self) -> candle_core::Result<Checkpoint> {
+        let vars = self.varmap.data().lock().expect("varmap lock poisoned");
+        let model = vars
+            .iter()
+            .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
+            .collect::<candle_core::Result<_>>()?;
+        let momentum = self
+            .sgd
+            .buffers()
+            .into_iter()
+            .map(|(name, b)| Ok((name, b.copy()?)))
+            .collect::<candle_core::Result<_>>()?;
+        Ok(Checkpoint {
+            epoch: self.epoch,
+            iteration: self.iteration,
+            model,
+            momentum,
+        })
+    }
+}
+
 /// What the trainer reports while it works.
-#[derive(Debug, Clone, PartialEq)]
 pub enum Progress<'a> {
     /// After each mini-batch: 1-based batch, and the epoch's running training error.
     Batch {
@@ -26,8 +65,11 @@ pub enum Progress<'a> {
         batches: usize,
         train_error: f64,
     },
-    /// After each epoch, with its metric row.
-    Epoch(&'a MetricRow),
+    /// After each epoch, with its metric row and the state to checkpoint.
+    Epoch {
+        row: &'a MetricRow,
+        state: EpochState<'a>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -67,22 +109,67 @@ pub fn build_model(
     }
 }
 
+/// Puts a checkpoint's tensors into a freshly built model's variables.
+fn restore(varmap: &VarMap, sgd: &mut Sgd, checkpoint: &Checkpoint) -> Result<(), TrainError> {
+    let vars = varmap.data().lock().expect("varmap lock poisoned");
+    let mismatch = |what: String| {
+        TrainError::Config(format!(
+            "the checkpoint does not fit this run's model: {what}"
+        ))
+    };
+    if vars.len() != checkpoint.model.len() {
+        return Err(mismatch(format!(
+            "{} tensors, the model has {}",
+            checkpoint.model.len(),
+            vars.len()
+        )));
+    }
+    for (name, var) in vars.iter() {
+        let saved = checkpoint
+            .model
+            .get(name)
+            .ok_or_else(|| mismatch(format!("{name} is missing")))?;
+        if saved.shape() != var.shape() {
+            return Err(mismatch(format!(
+                "{name} has shape {:?}, the model {:?}",
+                saved.shape(),
+                var.shape()
+            )));
+        }
+        var.set(saved)?;
+    }
+    sgd.restore_buffers(&checkpoint.momentum)?;
+    Ok(())
+}
+
+/// Trains `config` from scratch, or from `resume`; the metrics of a resumed run are
+/// identical to an uninterrupted one's (wall times aside): weights, BatchNorm statistics
+/// and momentum come from the checkpoint, and the batch order and learning rate depend
+/// only on the seed, the epoch and the iteration.
 pub fn train(
     config: &RunConfig,
     train_rows: &Rows,
     test_rows: &Rows,
+    resume: Option<Resume>,
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<Outcome, TrainError> {
     let device = Device::Cpu;
-    let started = Instant::now();
     let varmap = VarMap::new();
     let model = build_model(config, train_rows.dim, &varmap)?;
     let t = &config.train;
     let mut sgd = Sgd::new(params::trainable(&varmap), t.momentum, t.weight_decay);
-    let mut rows = Vec::new();
-    let mut iteration = 0;
+    let (mut rows, first_epoch, mut iteration) = match resume {
+        Some(Resume { checkpoint, rows }) => {
+            restore(&varmap, &mut sgd, &checkpoint)?;
+            (rows, checkpoint.epoch + 1, checkpoint.iteration)
+        }
+        None => (Vec::new(), 1, 0),
+    };
+    // Wall time continues from where the interrupted run stopped.
+    let wall_before = rows.last().map_or(0.0, |r: &MetricRow| r.wall_s);
+    let started = Instant::now();
 
-    for epoch in 1..=t.epochs {
+    for epoch in first_epoch..=t.epochs {
         let batches = epoch_batches(train_rows.len(), t.batch_size, config.seed, epoch);
         if batches.is_empty() {
             return Err(TrainError::Config(format!(
@@ -133,9 +220,17 @@ pub fn train(
             test_error,
             test_loss,
             lr: epoch_lr,
-            wall_s: started.elapsed().as_secs_f64(),
+            wall_s: wall_before + started.elapsed().as_secs_f64(),
         };
-        on_progress(Progress::Epoch(&row));
+        on_progress(Progress::Epoch {
+            row: &row,
+            state: EpochState {
+                varmap: &varmap,
+                sgd: &sgd,
+                epoch,
+                iteration,
+            },
+        });
         rows.push(row);
     }
     Ok(Outcome::Done(rows))
@@ -216,8 +311,8 @@ mod tests {
     fn learns_a_toy_problem_and_reports_every_epoch() {
         let (train_rows, test_rows) = (toy_rows(512, 1), toy_rows(256, 2));
         let mut epochs_seen = 0;
-        let outcome = train(&config(0.1), &train_rows, &test_rows, &mut |p| {
-            if let Progress::Epoch(_) = p {
+        let outcome = train(&config(0.1), &train_rows, &test_rows, None, &mut |p| {
+            if let Progress::Epoch { .. } = p {
                 epochs_seen += 1
             }
         })
@@ -239,7 +334,8 @@ mod tests {
     #[test]
     fn same_seed_gives_bit_identical_metrics() {
         let (train_rows, test_rows) = (toy_rows(256, 1), toy_rows(64, 2));
-        let run = || match train(&config(0.1), &train_rows, &test_rows, &mut |_| {}).unwrap() {
+        let run = || match train(&config(0.1), &train_rows, &test_rows, None, &mut |_| {}).unwrap()
+        {
             Outcome::Done(rows) => rows
                 .into_iter()
                 .map(|r| {
@@ -255,13 +351,79 @@ mod tests {
         assert_eq!(run(), run());
     }
 
+    fn without_wall_time(rows: &[MetricRow]) -> Vec<MetricRow> {
+        rows.iter()
+            .cloned()
+            .map(|r| MetricRow { wall_s: 0.0, ..r })
+            .collect()
+    }
+
+    #[test]
+    fn resuming_from_any_epoch_gives_the_uninterrupted_metrics() {
+        let (train_rows, test_rows) = (toy_rows(256, 1), toy_rows(64, 2));
+        let cfg = config(0.1);
+        let mut checkpoints = Vec::new();
+        let straight = match train(&cfg, &train_rows, &test_rows, None, &mut |p| {
+            if let Progress::Epoch { row, state } = p {
+                checkpoints.push((row.clone(), state.checkpoint().unwrap()));
+            }
+        })
+        .unwrap()
+        {
+            Outcome::Done(rows) => rows,
+            other => panic!("{other:?}"),
+        };
+        for stop in 1..cfg.train.epochs {
+            // Round-trip the checkpoint through its file, as a killed worker would.
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("checkpoint.safetensors");
+            checkpoints[stop - 1].1.save(&path).unwrap();
+            let resume = Resume {
+                checkpoint: Checkpoint::load(&path).unwrap(),
+                rows: checkpoints[..stop].iter().map(|(r, _)| r.clone()).collect(),
+            };
+            let resumed =
+                match train(&cfg, &train_rows, &test_rows, Some(resume), &mut |_| {}).unwrap() {
+                    Outcome::Done(rows) => rows,
+                    other => panic!("{other:?}"),
+                };
+            assert_eq!(
+                without_wall_time(&resumed),
+                without_wall_time(&straight),
+                "stopped after epoch {stop}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_of_another_model_is_rejected() {
+        let (train_rows, test_rows) = (toy_rows(64, 1), toy_rows(16, 2));
+        let mut saved = None;
+        train(&config(0.1), &train_rows, &test_rows, None, &mut |p| {
+            if let Progress::Epoch { state, .. } = p {
+                saved.get_or_insert(state.checkpoint().unwrap());
+            }
+        })
+        .unwrap();
+        let mut deeper = config(0.1);
+        deeper.depth = 6;
+        let resume = Resume {
+            checkpoint: saved.unwrap(),
+            rows: Vec::new(),
+        };
+        let e = train(&deeper, &train_rows, &test_rows, Some(resume), &mut |_| {})
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("does not fit"), "{e}");
+    }
+
     #[test]
     fn a_huge_learning_rate_is_reported_as_divergence() {
         let (train_rows, test_rows) = (toy_rows(256, 1), toy_rows(64, 2));
         let mut cfg = config(1e9);
         cfg.family = Family::Plain;
         cfg.zero_init_residual = false;
-        match train(&cfg, &train_rows, &test_rows, &mut |_| {}).unwrap() {
+        match train(&cfg, &train_rows, &test_rows, None, &mut |_| {}).unwrap() {
             Outcome::Diverged { reason, .. } => {
                 assert!(reason.contains("training loss"), "{reason}")
             }

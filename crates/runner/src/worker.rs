@@ -4,11 +4,12 @@
 //! A crash of one run is then only that run's failure, never the sweep's.
 
 use crate::batches::normalise;
+use crate::checkpoint::Checkpoint;
 use crate::error::TrainError;
 use crate::provenance;
-use crate::train::{train, Outcome, Progress};
+use crate::train::{train, Outcome, Progress, Resume};
 use experiment::{DatasetName, RunConfig};
-use results::{now_utc, write_metrics, MetricRow, RunDir, RunMeta, RunStatus};
+use results::{now_utc, read_metrics, write_metrics, MetricRow, RunDir, RunMeta, RunStatus};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::Path;
@@ -18,9 +19,11 @@ use std::time::Instant;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum WorkerEvent {
+    /// `resumed_after`: the epoch of the checkpoint it resumed from (0: from scratch).
     Started {
         epochs: usize,
         batches: usize,
+        resumed_after: usize,
     },
     Batch {
         epoch: usize,
@@ -50,13 +53,35 @@ fn emit(event: &WorkerEvent) {
     let _ = out.flush();
 }
 
-/// Trains the run in `run_dir` on the dataset in `data_dir`. Writes `metrics.parquet`
-/// after every epoch and `meta.json` at the start and the end; marks the run done only
-/// after its last metrics are on disk.
+/// Trains the run in `run_dir` on the dataset in `data_dir`, resuming from its
+/// checkpoint if an earlier worker was interrupted. Holds the run's lock throughout.
+/// After every epoch writes `metrics.parquet`, then the checkpoint; writes `meta.json` at
+/// the start and the end, and marks the run done only after its last metrics are on disk.
+/// If another live process holds the run, reports that and returns `Running`.
 pub fn run_worker(run_dir: &Path, data_dir: &Path) -> Result<RunStatus, TrainError> {
     let dir = RunDir {
         path: run_dir.to_path_buf(),
     };
+    let host = provenance::host();
+    let _lock = match dir.try_lock(&host)? {
+        Ok(lock) => lock,
+        Err(holder) => {
+            emit(&WorkerEvent::Finished {
+                status: RunStatus::Running,
+                message: Some(format!("being trained by {holder}")),
+            });
+            return Ok(RunStatus::Running);
+        }
+    };
+    dir.remove_stale_temporaries();
+    if dir.state().is_finished() {
+        // Another sweep finished it between our plan and our lock.
+        emit(&WorkerEvent::Finished {
+            status: RunStatus::Running,
+            message: Some("already finished by another process".into()),
+        });
+        return Ok(RunStatus::Running);
+    }
     let config = dir.read_config()?;
     let (git_commit, git_dirty) = provenance::git_state();
     let mut meta = RunMeta {
@@ -64,7 +89,7 @@ pub fn run_worker(run_dir: &Path, data_dir: &Path) -> Result<RunStatus, TrainErr
         status: RunStatus::Running,
         git_commit,
         git_dirty,
-        host: provenance::host(),
+        host,
         cpu: provenance::cpu_model(),
         threads: candle_core::utils::get_num_threads(),
         versions: provenance::versions(),
@@ -92,6 +117,10 @@ pub fn run_worker(run_dir: &Path, data_dir: &Path) -> Result<RunStatus, TrainErr
     };
     meta.status = status;
     dir.write_meta(&meta)?;
+    if status != RunStatus::Failed {
+        // Finished: the checkpoint has served its purpose.
+        let _ = std::fs::remove_file(dir.checkpoint_path());
+    }
     emit(&WorkerEvent::Finished {
         status,
         message: meta.error.clone(),
@@ -115,14 +144,16 @@ fn train_in_dir(dir: &RunDir, config: &RunConfig, data_dir: &Path) -> Result<Out
     };
     let (train_rows, test_rows) = normalise(&train_set, &test_set);
     let batches = crate::batches::batches_per_epoch(train_rows.len(), config.train.batch_size);
+    let resume = resume_point(dir)?;
     emit(&WorkerEvent::Started {
         epochs: config.train.epochs,
         batches,
+        resumed_after: resume.as_ref().map_or(0, |r| r.checkpoint.epoch),
     });
 
-    let mut rows: Vec<MetricRow> = Vec::new();
-    let mut write_error = None;
-    let outcome = train(config, &train_rows, &test_rows, &mut |p| match p {
+    let mut rows: Vec<MetricRow> = resume.as_ref().map(|r| r.rows.clone()).unwrap_or_default();
+    let mut write_error: Option<TrainError> = None;
+    let outcome = train(config, &train_rows, &test_rows, resume, &mut |p| match p {
         Progress::Batch {
             epoch,
             batch,
@@ -137,10 +168,18 @@ fn train_in_dir(dir: &RunDir, config: &RunConfig, data_dir: &Path) -> Result<Out
                 });
             }
         }
-        Progress::Epoch(row) => {
+        Progress::Epoch { row, state } => {
             rows.push(row.clone());
-            // Persist every finished epoch, so a crash loses at most the epoch in flight.
-            if let Err(e) = write_metrics(&dir.metrics_path(), &rows) {
+            // Persist every finished epoch, so a crash loses at most the epoch in flight:
+            // metrics first, then the checkpoint, so a checkpoint never runs ahead of them.
+            let saved = write_metrics(&dir.metrics_path(), &rows)
+                .map_err(TrainError::from)
+                .and_then(|()| state.checkpoint().map_err(TrainError::from))
+                .and_then(|c| {
+                    c.save(&dir.checkpoint_path())
+                        .map_err(|e| TrainError::Config(e.to_string()))
+                });
+            if let Err(e) = saved {
                 write_error.get_or_insert(e);
             }
             emit(&WorkerEvent::Epoch {
@@ -152,7 +191,41 @@ fn train_in_dir(dir: &RunDir, config: &RunConfig, data_dir: &Path) -> Result<Out
         }
     })?;
     if let Some(e) = write_error {
-        return Err(e.into());
+        return Err(e);
     }
     Ok(outcome)
+}
+
+/// The checkpoint to resume from and the metric rows up to it, if an earlier worker left
+/// one. Rows beyond the checkpoint (an epoch whose checkpoint was not written) are
+/// dropped: that epoch is trained again, with the same result.
+fn resume_point(dir: &RunDir) -> Result<Option<Resume>, TrainError> {
+    let path = dir.checkpoint_path();
+    if !path.exists() {
+        return Ok(None);
+    }
+    let checkpoint = Checkpoint::load(&path).map_err(|e| TrainError::Config(e.to_string()))?;
+    let mut rows = if dir.metrics_path().exists() {
+        read_metrics(&dir.metrics_path())?
+    } else {
+        Vec::new()
+    };
+    rows.sort_by_key(|r| r.epoch);
+    if rows.len() < checkpoint.epoch
+        || rows
+            .iter()
+            .take(checkpoint.epoch)
+            .enumerate()
+            .any(|(i, r)| r.epoch as usize != i + 1)
+    {
+        return Err(TrainError::Config(format!(
+            "{}: holds {} epoch rows, but the checkpoint {} is at epoch {} (delete the checkpoint to train this run again from the start)",
+            dir.metrics_path().display(),
+            rows.len(),
+            path.display(),
+            checkpoint.epoch
+        )));
+    }
+    rows.truncate(checkpoint.epoch);
+    Ok(Some(Resume { checkpoint, rows }))
 }

@@ -1,0 +1,178 @@
+//! Nothing lost: a sweep killed with SIGKILL at random moments, over and over, then let
+//! finish, gives exactly the metrics of an uninterrupted sweep, with no corrupt file and
+//! no lost or duplicated epoch; and two sweeps started at once on one results directory
+//! train every run exactly once.
+
+mod common;
+
+use common::*;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const KILLS: usize = 20;
+/// Many short epochs: every kill interval spans a few checkpoints.
+const EPOCHS: u32 = 60;
+
+fn yaml() -> String {
+    experiment_yaml("faults", "[4, 8]", "")
+        .replace("width: 16", "width: 128")
+        .replace("epochs: 2", &format!("epochs: {EPOCHS}"))
+}
+
+fn setup() -> Workspace {
+    let ws = Workspace::new();
+    write_tiny_dataset(&ws.root.join("idx"), 2048, 128);
+    ws.write_experiment(&yaml());
+    ws
+}
+
+/// Every run's metrics without wall times (the only column allowed to differ), by run.
+fn metrics(ws: &Workspace) -> Vec<(String, Vec<results::MetricRow>)> {
+    ws.run_dirs("faults")
+        .into_iter()
+        .map(|dir| {
+            let rows = results::read_metrics(&dir.join("metrics.parquet")).unwrap();
+            let rows = rows
+                .into_iter()
+                .map(|r| results::MetricRow { wall_s: 0.0, ..r })
+                .collect();
+            (dir.file_name().unwrap().to_string_lossy().to_string(), rows)
+        })
+        .collect()
+}
+
+fn assert_clean(dir: &Path) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if path.is_dir() {
+            assert_clean(&path);
+        } else {
+            assert!(
+                !name.contains(".tmp"),
+                "temporary file left: {}",
+                path.display()
+            );
+            assert!(
+                name != "lock" && name != "checkpoint.safetensors",
+                "{} left after a finished sweep",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn killed_sweeps_resume_to_the_uninterrupted_result() {
+    let reference = setup();
+    let out = reference.sweep();
+    assert!(out.status.success(), "{}", text(&out));
+    let expected = metrics(&reference);
+    assert_eq!(expected.len(), 4);
+
+    let ws = setup();
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut kills = 0;
+    let mut resumed = 0;
+    for _ in 0..2 * KILLS {
+        if kills == KILLS {
+            break;
+        }
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let delay = Duration::from_millis(100 + (state >> 33) % 300);
+        let mut child = Command::new(BIN)
+            .args([
+                "sweep",
+                "exp.yaml",
+                "--data-dir",
+                "idx",
+                "--offline",
+                "--jobs",
+                "2",
+            ])
+            .current_dir(&ws.root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        if child.try_wait().unwrap().is_none() {
+            // The whole process group: the sweep and its workers, as a power cut would.
+            let status = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status()
+                .unwrap();
+            assert!(status.success());
+            kills += 1;
+        }
+        let output = child.wait_with_output().unwrap();
+        resumed += String::from_utf8_lossy(&output.stderr)
+            .matches("resuming after epoch")
+            .count();
+    }
+    assert_eq!(kills, KILLS, "sweeps finished before they could be killed");
+    assert!(resumed > 0, "no run ever resumed from a checkpoint");
+    let out = ws.sweep();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        metrics(&ws),
+        expected,
+        "after {kills} kills ({resumed} resumes from checkpoints)"
+    );
+    for (_, rows) in metrics(&ws) {
+        assert_eq!(
+            rows.iter().map(|r| r.epoch).collect::<Vec<_>>(),
+            (1..=EPOCHS).collect::<Vec<_>>()
+        );
+    }
+    assert_clean(&ws.root.join("results"));
+    eprintln!("{kills} kills, {resumed} resumes from checkpoints");
+}
+
+#[test]
+fn two_sweeps_at_once_train_each_run_once() {
+    let ws = setup();
+    let spawn = || {
+        Command::new(BIN)
+            .args([
+                "sweep",
+                "exp.yaml",
+                "--data-dir",
+                "idx",
+                "--offline",
+                "--jobs",
+                "2",
+            ])
+            .current_dir(&ws.root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success(), "{}", text(&a));
+    assert!(b.status.success(), "{}", text(&b));
+    let logs = format!(
+        "{}{}",
+        String::from_utf8_lossy(&a.stderr),
+        String::from_utf8_lossy(&b.stderr)
+    );
+    let done = logs.lines().filter(|l| l.ends_with(": done")).count();
+    assert_eq!(
+        done, 4,
+        "each of the 4 runs is trained by exactly one sweep:\n{logs}"
+    );
+    for (_, rows) in metrics(&ws) {
+        assert_eq!(
+            rows.iter().map(|r| r.epoch).collect::<Vec<_>>(),
+            (1..=EPOCHS).collect::<Vec<_>>()
+        );
+    }
+    assert_clean(&ws.root.join("results"));
+}
