@@ -5,6 +5,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use experiment::{load_experiment, DatasetName, Experiment, ReportSettings};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -197,10 +199,17 @@ fn sweep(
         jobs
     );
     let mut failed = Vec::new();
+    let mut interrupted = Vec::new();
     if todo > 0 {
         let dataset = locate_dataset(&experiment, data_dir, offline)?;
         let worker_exe =
             std::env::current_exe().context("finding this program to start workers")?;
+        // Ctrl-C (or SIGTERM) stops the sweep between messages; workers resume next time.
+        let interrupt = Arc::new(AtomicBool::new(false));
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(signal, Arc::clone(&interrupt))
+                .context("installing the interrupt handler")?;
+        }
         let summary = runner::sweep::run_sweep(
             &experiment,
             &runner::sweep::SweepOptions {
@@ -209,6 +218,7 @@ fn sweep(
                 data_dir: dataset,
                 worker: vec![worker_exe.into_os_string(), "worker".into()],
             },
+            &interrupt,
         )?;
         eprintln!(
             "trained {} run(s) in {:.1} s: {} done, {} diverged, {} failed",
@@ -219,8 +229,18 @@ fn sweep(
             summary.failed.len()
         );
         failed = summary.failed;
+        interrupted = summary.interrupted;
     }
     report(&experiment, at, look)?;
+    if !interrupted.is_empty() {
+        eprintln!(
+            "interrupted: {} run(s) stopped at their last finished epoch ({}); run the same \
+             command again to resume them",
+            interrupted.len(),
+            interrupted.join(", ")
+        );
+        std::process::exit(130);
+    }
     if !failed.is_empty() {
         let list: Vec<String> = failed
             .iter()

@@ -6,9 +6,11 @@
 mod common;
 
 use common::*;
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 const KILLS: usize = 20;
@@ -64,13 +66,82 @@ fn assert_clean(dir: &Path) {
     }
 }
 
+type RunMetrics = Vec<(String, Vec<results::MetricRow>)>;
+
+/// The metrics of an uninterrupted sweep, computed once for all tests here.
+fn expected() -> &'static RunMetrics {
+    static EXPECTED: OnceLock<RunMetrics> = OnceLock::new();
+    EXPECTED.get_or_init(|| {
+        let reference = setup();
+        let out = reference.sweep();
+        assert!(out.status.success(), "{}", text(&out));
+        let m = metrics(&reference);
+        assert_eq!(m.len(), 4);
+        m
+    })
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_and_the_next_sweep_resumes() {
+    let ws = setup();
+    let mut child = Command::new(BIN)
+        .args([
+            "sweep",
+            "exp.yaml",
+            "--data-dir",
+            "idx",
+            "--offline",
+            "--jobs",
+            "2",
+        ])
+        .current_dir(&ws.root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut log = String::new();
+    while !log.contains("epoch 3:") {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "sweep ended early:\n{log}"
+        );
+        log.push_str(&line);
+    }
+    // What a terminal does on Ctrl-C: SIGINT to the whole foreground process group.
+    let status = Command::new("kill")
+        .args(["-INT", "--", &format!("-{}", child.id())])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    stderr.read_to_string(&mut log).unwrap();
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.code(), Some(130), "{log}");
+    assert!(
+        log.contains("interrupted:") && log.contains("run the same command again"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("FAILED"),
+        "an interrupt is not a failure: {log}"
+    );
+
+    let out = ws.sweep();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("resuming after epoch"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(&metrics(&ws), expected());
+    assert_clean(&ws.root.join("results"));
+}
+
 #[test]
 fn killed_sweeps_resume_to_the_uninterrupted_result() {
-    let reference = setup();
-    let out = reference.sweep();
-    assert!(out.status.success(), "{}", text(&out));
-    let expected = metrics(&reference);
-    assert_eq!(expected.len(), 4);
+    let expected = expected().clone();
 
     let ws = setup();
     let mut state: u64 = 0x2545_f491_4f6c_dd1d;
@@ -80,10 +151,17 @@ fn killed_sweeps_resume_to_the_uninterrupted_result() {
         if kills == KILLS {
             break;
         }
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        let delay = Duration::from_millis(100 + (state >> 33) % 300);
+        let mut next = || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            state >> 33
+        };
+        // Kill at a random moment after 1 to 3 more epochs have finished, so every
+        // attempt makes progress whatever the machine's load, and kills land anywhere in
+        // an epoch: mid-batch, mid-evaluation, mid-write of metrics or checkpoint.
+        let epochs_first = 1 + next() % 3;
+        let delay = Duration::from_millis(next() % 150);
         let mut child = Command::new(BIN)
             .args([
                 "sweep",
@@ -100,6 +178,18 @@ fn killed_sweeps_resume_to_the_uninterrupted_result() {
             .process_group(0)
             .spawn()
             .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut log = String::new();
+        let mut seen = 0;
+        let mut line = String::new();
+        while seen < epochs_first {
+            line.clear();
+            if stderr.read_line(&mut line).unwrap() == 0 {
+                break;
+            }
+            seen += u64::from(line.contains(": epoch "));
+            log.push_str(&line);
+        }
         std::thread::sleep(delay);
         if child.try_wait().unwrap().is_none() {
             // The whole process group: the sweep and its workers, as a power cut would.
@@ -110,10 +200,9 @@ fn killed_sweeps_resume_to_the_uninterrupted_result() {
             assert!(status.success());
             kills += 1;
         }
-        let output = child.wait_with_output().unwrap();
-        resumed += String::from_utf8_lossy(&output.stderr)
-            .matches("resuming after epoch")
-            .count();
+        stderr.read_to_string(&mut log).unwrap();
+        child.wait().unwrap();
+        resumed += log.matches("resuming after epoch").count();
     }
     assert_eq!(kills, KILLS, "sweeps finished before they could be killed");
     assert!(resumed > 0, "no run ever resumed from a checkpoint");

@@ -11,8 +11,9 @@ use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A run of the plan and what the results directory says about it.
 #[derive(Debug, Clone)]
@@ -54,6 +55,8 @@ pub struct SweepSummary {
     pub failed: Vec<(String, String)>,
     /// Runs another live process was training (its lock was held).
     pub busy: Vec<String>,
+    /// Runs stopped by an interrupt; they resume from their last checkpoint next time.
+    pub interrupted: Vec<String>,
     pub wall_s: f64,
 }
 
@@ -81,7 +84,14 @@ enum Message {
     Closed(usize),
 }
 
-pub fn run_sweep(experiment: &Experiment, opts: &SweepOptions) -> Result<SweepSummary, TrainError> {
+/// Trains every unfinished run of `experiment`. When `interrupt` becomes true (Ctrl-C),
+/// stops starting runs, kills the running workers (they resume from their last
+/// checkpoint next time) and returns with `interrupted` listing them.
+pub fn run_sweep(
+    experiment: &Experiment,
+    opts: &SweepOptions,
+    interrupt: &AtomicBool,
+) -> Result<SweepSummary, TrainError> {
     let started = Instant::now();
     let planned = plan(experiment, &opts.results_root);
     let mut summary = SweepSummary {
@@ -102,6 +112,22 @@ pub fn run_sweep(experiment: &Experiment, opts: &SweepOptions) -> Result<SweepSu
     let mut next_id = 0;
 
     loop {
+        if interrupt.load(Ordering::Relaxed) {
+            for (id, mut r) in running.drain() {
+                let _ = r.child.kill();
+                let _ = r.child.wait();
+                progress.run_finished(
+                    id,
+                    format!(
+                        "{}: interrupted; resumes from its last finished epoch",
+                        r.label
+                    ),
+                    0,
+                );
+                summary.interrupted.push(r.label);
+            }
+            break;
+        }
         while running.len() < opts.jobs.max(1) {
             let Some(run) = queue.pop_front() else { break };
             let id = next_id;
@@ -125,10 +151,17 @@ pub fn run_sweep(experiment: &Experiment, opts: &SweepOptions) -> Result<SweepSu
         if running.is_empty() {
             break;
         }
-        let message = rx.recv().map_err(|_| TrainError::Worker {
-            run: "sweep".into(),
-            detail: "all workers' channels closed".into(),
-        })?;
+        // Wake up now and then to notice an interrupt.
+        let message = match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(m) => m,
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(TrainError::Worker {
+                    run: "sweep".into(),
+                    detail: "all workers' channels closed".into(),
+                })
+            }
+        };
         match message {
             Message::Event(id, event) => {
                 let Some(r) = running.get_mut(&id) else {
@@ -155,6 +188,14 @@ pub fn run_sweep(experiment: &Experiment, opts: &SweepOptions) -> Result<SweepSu
                         let why = why.unwrap_or_default();
                         summary.diverged.push((r.label.clone(), why.clone()));
                         format!("{}: DIVERGED ({why}); its metrics so far are kept", r.label)
+                    }
+                    // Ctrl-C reaches the workers too: that is an interrupt, not a failure.
+                    (None, _) if interrupt.load(Ordering::Relaxed) => {
+                        summary.interrupted.push(r.label.clone());
+                        format!(
+                            "{}: interrupted; resumes from its last finished epoch",
+                            r.label
+                        )
                     }
                     (finished, exit) => {
                         let why = finished
