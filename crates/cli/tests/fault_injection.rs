@@ -9,7 +9,7 @@ use common::*;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStderr, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -68,6 +68,43 @@ fn assert_clean(dir: &Path) {
 
 type RunMetrics = Vec<(String, Vec<results::MetricRow>)>;
 
+/// A sweep in its own process group (so the whole group can be signalled, as a terminal
+/// or a power cut would), with its stderr to read as it goes.
+fn spawn_in_group(ws: &Workspace) -> (Child, BufReader<ChildStderr>) {
+    let mut child = ws
+        .sweep_command()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    (child, stderr)
+}
+
+/// Reads stderr into `log` until `epochs` more epoch lines have appeared; false if the
+/// sweep ended first.
+fn read_epochs(stderr: &mut BufReader<ChildStderr>, epochs: u64, log: &mut String) -> bool {
+    let mut seen = 0;
+    while seen < epochs {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            return false;
+        }
+        seen += u64::from(line.contains(": epoch "));
+        log.push_str(&line);
+    }
+    true
+}
+
+fn signal_group(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, "--", &format!("-{}", child.id())])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 /// The metrics of an uninterrupted sweep, computed once for all tests here.
 fn expected() -> &'static RunMetrics {
     static EXPECTED: OnceLock<RunMetrics> = OnceLock::new();
@@ -84,38 +121,14 @@ fn expected() -> &'static RunMetrics {
 #[test]
 fn ctrl_c_stops_cleanly_and_the_next_sweep_resumes() {
     let ws = setup();
-    let mut child = Command::new(BIN)
-        .args([
-            "sweep",
-            "exp.yaml",
-            "--data-dir",
-            "idx",
-            "--offline",
-            "--jobs",
-            "2",
-        ])
-        .current_dir(&ws.root)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let (mut child, mut stderr) = spawn_in_group(&ws);
     let mut log = String::new();
-    while !log.contains("epoch 3:") {
-        let mut line = String::new();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "sweep ended early:\n{log}"
-        );
-        log.push_str(&line);
-    }
+    assert!(
+        read_epochs(&mut stderr, 3, &mut log),
+        "sweep ended early:\n{log}"
+    );
     // What a terminal does on Ctrl-C: SIGINT to the whole foreground process group.
-    let status = Command::new("kill")
-        .args(["-INT", "--", &format!("-{}", child.id())])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    signal_group(&child, "-INT");
     stderr.read_to_string(&mut log).unwrap();
     let exit = child.wait().unwrap();
     assert_eq!(exit.code(), Some(130), "{log}");
@@ -162,42 +175,12 @@ fn killed_sweeps_resume_to_the_uninterrupted_result() {
         // an epoch: mid-batch, mid-evaluation, mid-write of metrics or checkpoint.
         let epochs_first = 1 + next() % 3;
         let delay = Duration::from_millis(next() % 150);
-        let mut child = Command::new(BIN)
-            .args([
-                "sweep",
-                "exp.yaml",
-                "--data-dir",
-                "idx",
-                "--offline",
-                "--jobs",
-                "2",
-            ])
-            .current_dir(&ws.root)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let (mut child, mut stderr) = spawn_in_group(&ws);
         let mut log = String::new();
-        let mut seen = 0;
-        let mut line = String::new();
-        while seen < epochs_first {
-            line.clear();
-            if stderr.read_line(&mut line).unwrap() == 0 {
-                break;
-            }
-            seen += u64::from(line.contains(": epoch "));
-            log.push_str(&line);
-        }
+        read_epochs(&mut stderr, epochs_first, &mut log);
         std::thread::sleep(delay);
         if child.try_wait().unwrap().is_none() {
-            // The whole process group: the sweep and its workers, as a power cut would.
-            let status = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", child.id())])
-                .status()
-                .unwrap();
-            assert!(status.success());
+            signal_group(&child, "-KILL");
             kills += 1;
         }
         stderr.read_to_string(&mut log).unwrap();
@@ -227,17 +210,7 @@ fn killed_sweeps_resume_to_the_uninterrupted_result() {
 fn two_sweeps_at_once_train_each_run_once() {
     let ws = setup();
     let spawn = || {
-        Command::new(BIN)
-            .args([
-                "sweep",
-                "exp.yaml",
-                "--data-dir",
-                "idx",
-                "--offline",
-                "--jobs",
-                "2",
-            ])
-            .current_dir(&ws.root)
+        ws.sweep_command()
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -97,16 +97,26 @@ impl Workspace {
             .unwrap()
     }
 
+    /// `degrade sweep exp.yaml` on the tiny dataset, offline, two workers: not started.
+    pub fn sweep_command(&self) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .args([
+                "sweep",
+                "exp.yaml",
+                "--data-dir",
+                "idx",
+                "--offline",
+                "--jobs",
+                "2",
+            ])
+            .current_dir(&self.root)
+            .env_remove("FASHION_MNIST_DIR");
+        command
+    }
+
     pub fn sweep(&self) -> Output {
-        self.degrade(&[
-            "sweep",
-            "exp.yaml",
-            "--data-dir",
-            "idx",
-            "--offline",
-            "--jobs",
-            "2",
-        ])
+        self.sweep_command().output().unwrap()
     }
 
     pub fn run_dirs(&self, experiment: &str) -> Vec<PathBuf> {
