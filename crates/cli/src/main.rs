@@ -114,6 +114,8 @@ enum Command {
         run_dir: PathBuf,
         #[arg(long)]
         data_dir: PathBuf,
+        #[arg(long)]
+        keep_final_weights: bool,
     },
 }
 
@@ -138,8 +140,12 @@ fn run(cli: Cli) -> Result<()> {
             report(&experiment, &at, &look)
         }
         Command::Plan { at } => plan(&at),
-        Command::Worker { run_dir, data_dir } => {
-            runner::worker::run_worker(&run_dir, &data_dir)
+        Command::Worker {
+            run_dir,
+            data_dir,
+            keep_final_weights,
+        } => {
+            runner::worker::run_worker(&run_dir, &data_dir, keep_final_weights)
                 .with_context(|| format!("training {}", run_dir.display()))?;
             Ok(())
         }
@@ -217,6 +223,7 @@ fn sweep(
                 jobs,
                 data_dir: dataset,
                 worker: vec![worker_exe.into_os_string(), "worker".into()],
+                keep_final_weights: experiment.keep_final_weights,
             },
             &interrupt,
         )?;

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 #[test]
@@ -41,6 +41,10 @@ fn sweep_writes_parquet_and_report_and_reruns_only_new_depths() {
         assert_eq!(meta["threads"], 1);
         assert!(meta["versions"]["candle-core"].is_string());
         assert!(dir.join("config.json").is_file());
+        assert!(
+            !dir.join("checkpoint.safetensors").exists() && !dir.join("final.safetensors").exists()
+        );
+        assert!(!dir.join("lock").exists());
     }
     // The data is learnable: the shallow residual net must do better than chance.
     let residual4 = dirs
@@ -150,7 +154,7 @@ fn bad_experiment_files_fail_with_the_file_and_field_named() {
 }
 
 #[test]
-fn missing_dataset_lists_what_was_tried() {
+fn a_wrong_dataset_location_is_an_error_naming_it() {
     let ws = Workspace::new();
     let limits = "  train_limit: 256\n  test_limit: 64\n";
     ws.write_experiment(&experiment_yaml("t", "[4]", limits));
@@ -161,18 +165,21 @@ fn missing_dataset_lists_what_was_tried() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    if Path::new("/usr/share/datasets/fashion-mnist").exists() {
-        // The search goes on past the wrong directories to the Debian package.
-        assert!(out.status.success(), "{}", text(&out));
-        assert!(err.contains("/usr/share/datasets/fashion-mnist"), "{err}");
-    } else {
-        assert!(!out.status.success());
-        assert!(
-            err.contains("nowhere") && err.contains("also-nowhere"),
-            "{err}"
-        );
-        assert!(err.contains("dataset-fashion-mnist"), "{err}");
-    }
+    // A location the user gave is authoritative: no silent fallback to other data.
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(err.contains("--data-dir points to nowhere"), "{err}");
+    assert!(!ws.root.join("results").exists());
+    let out = Command::new(BIN)
+        .args(["sweep", "exp.yaml", "--offline"])
+        .current_dir(&ws.root)
+        .env("FASHION_MNIST_DIR", ws.root.join("also-nowhere"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("$FASHION_MNIST_DIR") && err.contains("also-nowhere"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -233,4 +240,19 @@ fn real_fashion_mnist_slice_trains() {
         let last = rows.last().unwrap();
         assert!(last.test_error < 0.35, "{run:?}: {last:?}");
     }
+}
+
+#[test]
+fn final_weights_are_kept_when_asked() {
+    let ws = Workspace::new();
+    ws.write_experiment(&format!(
+        "{}keep_final_weights: true\n",
+        experiment_yaml("keep", "[4]", "")
+            .replace("families: [plain, residual]", "families: [plain]")
+    ));
+    let out = ws.sweep();
+    assert!(out.status.success(), "{}", text(&out));
+    let dir = &ws.run_dirs("keep")[0];
+    assert!(dir.join("final.safetensors").is_file());
+    assert!(!dir.join("checkpoint.safetensors").exists());
 }

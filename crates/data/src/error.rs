@@ -35,6 +35,12 @@ pub enum DataError {
         label: u8,
         max: u8,
     },
+    #[error("{how} points to {dir}, which is not a directory holding the IDX files ({expected}, each possibly .gz). Fix the path, or leave it out to use the default search.")]
+    BadLocation {
+        how: String,
+        dir: PathBuf,
+        expected: String,
+    },
     #[error("download of {url} failed: {detail}")]
     Download { url: String, detail: String },
     #[error("{url}: checksum mismatch: expected SHA-256 {expected} of the uncompressed data, got {actual}")]

@@ -1,10 +1,11 @@
 //! Where a dataset's files are, in the documented order: a directory given by the user
-//! (command line, then the experiment YAML), an environment variable, `./data/<name>`,
+//! (command line, then the experiment YAML, then an environment variable), `./data/<name>`,
 //! the Debian package's location; failing all, a verified download into `./data/<name>`.
+//! A location the user gave must hold the files: it is an error, not a reason to look on.
 
 use crate::download::{download_all, RemoteFile};
 use crate::error::DataError;
-use crate::image_set::has_idx_files;
+use crate::image_set::{has_idx_files, IDX_FILES};
 use std::path::PathBuf;
 
 /// A dataset the tool knows how to find and fetch.
@@ -83,6 +84,9 @@ pub struct Located {
     pub how: String,
 }
 
+/// The first candidates are locations the user gave explicitly.
+const EXPLICIT: usize = 3;
+
 pub fn locate_or_fetch(source: &DatasetSource, opts: &LocateOptions) -> Result<Located, DataError> {
     let local = opts.local_root.join("data").join(source.name);
     let env_dir = std::env::var_os(source.env_var).map(PathBuf::from);
@@ -103,9 +107,18 @@ pub fn locate_or_fetch(source: &DatasetSource, opts: &LocateOptions) -> Result<L
         ),
     ];
     let mut tried = Vec::new();
-    for (dir, how) in candidates {
+    for (i, (dir, how)) in candidates.into_iter().enumerate() {
         match dir {
             Some(dir) if has_idx_files(&dir) => return Ok(Located { dir, how }),
+            // A location the user gave (flag, YAML, environment) is what they meant:
+            // training on data from elsewhere instead would be a silent surprise.
+            Some(dir) if i < EXPLICIT => {
+                return Err(DataError::BadLocation {
+                    how,
+                    dir,
+                    expected: IDX_FILES.join(", "),
+                })
+            }
             Some(dir) => tried.push(format!(
                 "  {how}: {} (no complete set of IDX files)",
                 dir.display()
@@ -185,14 +198,12 @@ mod tests {
     }
 
     #[test]
-    fn incomplete_dirs_are_skipped_and_local_data_dir_is_used() {
+    fn the_local_data_dir_is_used_when_no_location_is_given() {
         let root = tempfile::tempdir().unwrap();
-        let empty = tempfile::tempdir().unwrap();
         let local = root.path().join("data").join("tiny");
         std::fs::create_dir_all(&local).unwrap();
         write_tiny(&local, 10, 10);
         let opts = LocateOptions {
-            yaml_dir: Some(empty.path().into()),
             local_root: root.path().into(),
             ..Default::default()
         };
@@ -203,26 +214,56 @@ mod tests {
     }
 
     #[test]
+    fn a_given_location_without_the_files_is_an_error_naming_it() {
+        let root = tempfile::tempdir().unwrap();
+        let local = root.path().join("data").join("tiny");
+        std::fs::create_dir_all(&local).unwrap();
+        write_tiny(&local, 10, 10);
+        let empty = tempfile::tempdir().unwrap();
+        let file = root.path().join("a-file");
+        std::fs::write(&file, b"x").unwrap();
+        for (cli_dir, yaml_dir, how) in [
+            (None, Some(empty.path().to_path_buf()), "dataset.dir"),
+            (Some(file.clone()), None, "--data-dir"),
+        ] {
+            let opts = LocateOptions {
+                cli_dir,
+                yaml_dir,
+                local_root: root.path().into(),
+                ..Default::default()
+            };
+            let e = locate_or_fetch(&tiny_source(&[]), &opts)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(how) && e.contains("train-images-idx3-ubyte"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
     fn not_found_lists_every_place_tried_and_the_fix() {
         let root = tempfile::tempdir().unwrap();
+        let source = DatasetSource {
+            system_dir: "/nonexistent/system",
+            debian_package: Some("dataset-tiny"),
+            ..tiny_source(&[])
+        };
         let opts = LocateOptions {
-            cli_dir: Some("/nonexistent/cli".into()),
             local_root: root.path().into(),
             ..Default::default()
         };
-        let e = locate_or_fetch(&DatasetSource::FASHION_MNIST, &opts);
-        // The Debian package may be installed on this machine; then it is found instead.
-        if let Err(e) = e {
-            let msg = e.to_string();
-            for needle in [
-                "/nonexistent/cli",
-                "dataset.dir",
-                "FASHION_MNIST_DIR",
-                "dataset-fashion-mnist",
-                "--offline",
-            ] {
-                assert!(msg.contains(needle), "{needle} missing from: {msg}");
-            }
+        let msg = locate_or_fetch(&source, &opts).unwrap_err().to_string();
+        for needle in [
+            "--data-dir: not set",
+            "dataset.dir",
+            "DEGRADE_TEST_TINY_DIR_UNSET",
+            "/nonexistent/system",
+            "dataset-tiny",
+            "--offline",
+        ] {
+            assert!(msg.contains(needle), "{needle} missing from: {msg}");
         }
     }
 

@@ -20,6 +20,8 @@ pub struct Experiment {
     pub runs: Vec<RunConfig>,
     /// The `report:` section (defaults where absent).
     pub report: ReportSettings,
+    /// Keep each finished run's final weights.
+    pub keep_final_weights: bool,
 }
 
 /// How the report draws the curves; the command line can override each.
@@ -57,6 +59,7 @@ pub fn parse_experiment(path: &Path, text: &str) -> Result<Experiment, Experimen
         momentum: t.momentum.value,
         weight_decay: t.weight_decay.value,
         schedule: t.schedule.value.clone(),
+        max_loss: t.max_loss.as_ref().map(|m| m.value),
     };
     let mut runs = Vec::new();
     for family in &spec.families.value {
@@ -93,6 +96,7 @@ pub fn parse_experiment(path: &Path, text: &str) -> Result<Experiment, Experimen
                 y_range: r.y_range.as_ref().map(|v| (v.value[0], v.value[1])),
             })
             .unwrap_or_default(),
+        keep_final_weights: spec.keep_final_weights,
     })
 }
 
@@ -172,6 +176,21 @@ train:
         );
         // Report settings never change which runs exist.
         assert_eq!(e.runs[0].hash(), parse(GOOD).unwrap().runs[0].hash());
+    }
+
+    #[test]
+    fn optional_fields_leave_existing_hashes_alone() {
+        let plain = parse(GOOD).unwrap();
+        let with = parse(&GOOD.replace("lr: 0.1", "lr: 0.1\n  max_loss: 50")).unwrap();
+        assert_eq!(with.runs[0].train.max_loss, Some(50.0));
+        assert_ne!(with.runs[0].hash(), plain.runs[0].hash());
+        let kept = parse(&format!("{GOOD}keep_final_weights: true\n")).unwrap();
+        assert!(kept.keep_final_weights && !plain.keep_final_weights);
+        assert_eq!(kept.runs[0].hash(), plain.runs[0].hash());
+        // The hash of a config without max_loss is what it was before the field existed.
+        assert!(!serde_json::to_string(&plain.runs[0])
+            .unwrap()
+            .contains("max_loss"));
     }
 
     #[test]
@@ -286,6 +305,8 @@ train:
                 "  name: fashion-mnist\n  train_limit: 0\n",
                 "`dataset.train_limit`",
             ),
+            ("lr: 0.1", "lr: 0.1\n  max_loss: 0", "`train.max_loss`"),
+            ("lr: 0.1", "lr: 0.1\n  max_loss: .inf", "`train.max_loss`"),
             (
                 "seeds: [0, 1, 2]",
                 "seeds: [0, 1, 2]\nreport:\n  smoothing: 1.0",

@@ -74,6 +74,10 @@ pub struct TrainConfig {
     pub momentum: f64,
     pub weight_decay: f64,
     pub schedule: Schedule,
+    /// Divergence bound on the training loss; None = the trainer's default. Left out of
+    /// the JSON when None, so configs from before this field keep their hashes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_loss: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,6 +164,7 @@ mod tests {
                 momentum: 0.9,
                 weight_decay: 0.0,
                 schedule,
+                max_loss: None,
             },
         }
     }

@@ -16,6 +16,10 @@ pub(crate) struct ExperimentSpec {
     pub depths: Spanned<Vec<Spanned<usize>>>,
     pub seeds: Spanned<Vec<Spanned<u64>>>,
     pub train: TrainSpec,
+    /// Keep each finished run's final weights (`final.safetensors`); not part of any
+    /// run's hash, since it does not change the numbers.
+    #[serde(default)]
+    pub keep_final_weights: bool,
     /// How the report draws this experiment (never part of a run's hash).
     #[serde(default)]
     pub report: Option<ReportSpec>,
@@ -66,4 +70,7 @@ pub(crate) struct TrainSpec {
     pub momentum: Spanned<f64>,
     pub weight_decay: Spanned<f64>,
     pub schedule: Spanned<Schedule>,
+    /// A training loss above this marks the run diverged (default 1000).
+    #[serde(default)]
+    pub max_loss: Option<Spanned<f64>>,
 }

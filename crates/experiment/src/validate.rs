@@ -100,6 +100,15 @@ pub(crate) fn validate(path: &Path, spec: &ExperimentSpec) -> Result<(), Experim
             format!("must be zero or positive, got {}", t.weight_decay.value),
         );
     }
+    if let Some(m) = &t.max_loss {
+        if !(m.value.is_finite() && m.value > 0.0) {
+            return fail(
+                &m.referenced,
+                "train.max_loss",
+                format!("must be a positive number, got {}", m.value),
+            );
+        }
+    }
     if let Some(report) = &spec.report {
         if let Some(s) = &report.smoothing {
             if !(0.0..1.0).contains(&s.value) {

@@ -36,6 +36,7 @@ fn config(family: Family, depth: usize, width: usize) -> RunConfig {
             momentum: 0.9,
             weight_decay: 1e-4,
             schedule: Schedule::Constant,
+            max_loss: None,
         },
     }
 }

@@ -43,8 +43,9 @@ pub struct SweepOptions {
     pub jobs: usize,
     pub data_dir: PathBuf,
     /// The worker command: program and leading arguments; `--run-dir D --data-dir P`
-    /// are appended.
+    /// (and `--keep-final-weights`) are appended.
     pub worker: Vec<OsString>,
+    pub keep_final_weights: bool,
 }
 
 #[derive(Debug, Default)]
@@ -304,6 +305,7 @@ fn spawn_worker(
         .arg(&run.dir.path)
         .arg("--data-dir")
         .arg(&opts.data_dir)
+        .args(opts.keep_final_weights.then_some("--keep-final-weights"))
         // One compute thread per run: runs side by side use the cores better.
         .env("RAYON_NUM_THREADS", "1")
         .env("CANDLE_NUM_THREADS", "1")

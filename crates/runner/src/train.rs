@@ -12,7 +12,7 @@ use results::MetricRow;
 use std::time::Instant;
 
 /// A training loss above this (chance level on 10 classes is 2.3) means the run has
-/// blown up even if it is still finite.
+/// blown up even if it is still finite; `train.max_loss` overrides it.
 pub const DIVERGENCE_LOSS: f64 = 1e3;
 const CLASSES: usize = 10;
 const EVAL_CHUNK: usize = 1000;
@@ -186,7 +186,7 @@ pub fn train(
             let logits = model.forward_t(&xs, true)?;
             let loss = candle_nn::loss::cross_entropy(&logits, &ys)?;
             let loss_value = f64::from(loss.to_scalar::<f32>()?);
-            if !loss_value.is_finite() || loss_value > DIVERGENCE_LOSS {
+            if !loss_value.is_finite() || loss_value > t.max_loss.unwrap_or(DIVERGENCE_LOSS) {
                 let reason = format!(
                     "training loss {loss_value} at epoch {epoch}, batch {} (lr {lr:.4})",
                     b + 1
@@ -303,6 +303,7 @@ mod tests {
                 momentum: 0.9,
                 weight_decay: 1e-4,
                 schedule: Schedule::Cosine,
+                max_loss: None,
             },
         }
     }
@@ -415,6 +416,22 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.to_string().contains("does not fit"), "{e}");
+    }
+
+    #[test]
+    fn the_divergence_bound_is_configurable() {
+        let (train_rows, test_rows) = (toy_rows(64, 1), toy_rows(16, 2));
+        let mut cfg = config(0.1);
+        cfg.train.max_loss = Some(0.01); // below any first-batch loss
+        match train(&cfg, &train_rows, &test_rows, None, &mut |_| {}).unwrap() {
+            Outcome::Diverged { rows, reason } => {
+                assert!(
+                    rows.is_empty() && reason.contains("epoch 1, batch 1"),
+                    "{reason}"
+                )
+            }
+            other => panic!("expected divergence, got {other:?}"),
+        }
     }
 
     #[test]

@@ -57,8 +57,13 @@ fn emit(event: &WorkerEvent) {
 /// checkpoint if an earlier worker was interrupted. Holds the run's lock throughout.
 /// After every epoch writes `metrics.parquet`, then the checkpoint; writes `meta.json` at
 /// the start and the end, and marks the run done only after its last metrics are on disk.
-/// If another live process holds the run, reports that and returns `Running`.
-pub fn run_worker(run_dir: &Path, data_dir: &Path) -> Result<RunStatus, TrainError> {
+/// If another live process holds the run, reports that and returns `Running`. With
+/// `keep_final_weights`, a done run's last checkpoint stays as `final.safetensors`.
+pub fn run_worker(
+    run_dir: &Path,
+    data_dir: &Path,
+    keep_final_weights: bool,
+) -> Result<RunStatus, TrainError> {
     let dir = RunDir {
         path: run_dir.to_path_buf(),
     };
@@ -117,9 +122,21 @@ pub fn run_worker(run_dir: &Path, data_dir: &Path) -> Result<RunStatus, TrainErr
     };
     meta.status = status;
     dir.write_meta(&meta)?;
-    if status != RunStatus::Failed {
-        // Finished: the checkpoint has served its purpose.
-        let _ = std::fs::remove_file(dir.checkpoint_path());
+    // Finished: the checkpoint has served its purpose; a done run's last one is its
+    // final weights, kept if the experiment asks for them.
+    match status {
+        RunStatus::Done if keep_final_weights => {
+            std::fs::rename(dir.checkpoint_path(), dir.path.join("final.safetensors")).map_err(
+                |source| results::ResultsError::Io {
+                    path: dir.checkpoint_path(),
+                    source,
+                },
+            )?;
+        }
+        RunStatus::Done | RunStatus::Diverged => {
+            let _ = std::fs::remove_file(dir.checkpoint_path());
+        }
+        RunStatus::Failed | RunStatus::Running => {}
     }
     emit(&WorkerEvent::Finished {
         status,
