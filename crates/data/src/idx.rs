@@ -22,6 +22,12 @@ pub fn read_idx(path: &Path) -> Result<IdxArray, DataError> {
         path: path.to_path_buf(),
         source,
     })?;
+    decode_idx(raw, path)
+}
+
+/// Decodes IDX bytes as read from a file: gunzipped first if they start with the gzip
+/// magic. `path` only names the source in errors.
+pub fn decode_idx(raw: Vec<u8>, path: &Path) -> Result<IdxArray, DataError> {
     let bytes = gunzip_if_needed(path, raw)?;
     parse_idx(&bytes, path)
 }

@@ -9,6 +9,6 @@ mod locate;
 
 pub use download::{download_all, RemoteFile};
 pub use error::DataError;
-pub use idx::{encode_idx, parse_idx, read_idx, IdxArray};
+pub use idx::{decode_idx, encode_idx, parse_idx, read_idx, IdxArray};
 pub use image_set::{load_idx_dir, ImageSet, Splits, IDX_FILES};
 pub use locate::{locate_or_fetch, source_named, DatasetSource, LocateOptions, Located};
