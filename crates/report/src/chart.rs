@@ -5,6 +5,7 @@
 //!   mean ± std band over seeds.
 
 use crate::error::ReportError;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 /// Tableau 10: distinct, colour-blind-friendly enough, and printable.
@@ -90,6 +91,41 @@ fn whole_number_label(x: &f64) -> String {
     }
 }
 
+type SvgChart<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A white canvas with the title and the label areas every figure shares. Errors are
+/// flattened to text here: plotters' error types borrow the backend.
+fn frame<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    title: &str,
+    x: std::ops::Range<f64>,
+    axis: ErrorAxis,
+) -> Result<SvgChart<'a, 'b>, String> {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(52)
+        .build_cartesian_2d(x, axis.range())
+        .map_err(|e| e.to_string())
+}
+
+fn legend<'a, 'b: 'a>(
+    chart: &mut SvgChart<'a, 'b>,
+    position: SeriesLabelPosition,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .label_font(("sans-serif", 13))
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
 type DrawResult<'a> = Result<(), Box<dyn std::error::Error + 'a>>;
 
 fn chart_error(title: &str) -> impl Fn(Box<dyn std::error::Error + '_>) -> ReportError + '_ {
@@ -118,13 +154,7 @@ fn draw_panel<'a>(
     axis: ErrorAxis,
 ) -> DrawResult<'a> {
     let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(52)
-        .build_cartesian_2d(1f64..max_epoch.max(2.0), axis.range())?;
+    let mut chart = frame(&root, title, 1f64..max_epoch.max(2.0), axis)?;
     chart
         .configure_mesh()
         .x_desc("epoch")
@@ -155,13 +185,7 @@ fn draw_panel<'a>(
             });
         chart.draw_series(LineSeries::new(map(&curve.test), color.stroke_width(3)))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .label_font(("sans-serif", 13))
-        .draw()?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     root.present()?;
     Ok(())
 }
@@ -185,14 +209,8 @@ fn draw_depth<'a>(
     axis: ErrorAxis,
 ) -> DrawResult<'a> {
     let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
-    root.fill(&WHITE)?;
     let pad = ((depths.1 - depths.0) * 0.05).max(1.0);
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(52)
-        .build_cartesian_2d((depths.0 - pad)..(depths.1 + pad), axis.range())?;
+    let mut chart = frame(&root, title, (depths.0 - pad)..(depths.1 + pad), axis)?;
     chart
         .configure_mesh()
         .x_desc("depth (weighted layers)")
@@ -242,13 +260,7 @@ fn draw_depth<'a>(
             chart.draw_series(line.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .label_font(("sans-serif", 13))
-        .draw()?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     root.present()?;
     Ok(())
 }
