@@ -65,12 +65,12 @@ impl ReportFlags {
         if let Some(r) = self.y_range {
             s.y_range = Some(r);
         }
-        if !(0.0..1.0).contains(&s.smoothing) {
-            bail!("--smoothing must be in [0, 1), got {}", s.smoothing);
+        if let Some(why) = ReportSettings::smoothing_problem(s.smoothing) {
+            bail!("report smoothing (--smoothing or report.smoothing) {why}");
         }
         if let Some((lo, hi)) = s.y_range {
-            if !(lo >= 0.0 && lo < hi && (!s.log_y || lo > 0.0)) {
-                bail!("--y-range must be LOW,HIGH with 0 <= LOW < HIGH (LOW > 0 with --log-y), got {lo},{hi}");
+            if let Some(why) = ReportSettings::y_range_problem(lo, hi, s.log_y) {
+                bail!("error axis range (--y-range or report.y_range, with --log-y or report.log_y) {why}");
             }
         }
         Ok(s)

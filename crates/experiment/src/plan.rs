@@ -34,6 +34,22 @@ pub struct ReportSettings {
     pub y_range: Option<(f64, f64)>,
 }
 
+impl ReportSettings {
+    /// Why a smoothing weight is impossible, if it is (the YAML and the command line
+    /// share this rule).
+    pub fn smoothing_problem(weight: f64) -> Option<String> {
+        (!(0.0..1.0).contains(&weight)).then(|| format!("must be in [0, 1), got {weight}"))
+    }
+
+    /// Why an error-axis range is impossible, if it is.
+    pub fn y_range_problem(lo: f64, hi: f64, log_y: bool) -> Option<String> {
+        let ok = lo.is_finite() && hi.is_finite() && lo >= 0.0 && lo < hi && (!log_y || lo > 0.0);
+        (!ok).then(|| {
+            format!("must be [low, high] in percent with 0 <= low < high (low > 0 with a log axis), got [{lo}, {hi}]")
+        })
+    }
+}
+
 pub fn load_experiment(path: &Path) -> Result<Experiment, ExperimentError> {
     let text = std::fs::read_to_string(path).map_err(|source| ExperimentError::Read {
         path: path.to_path_buf(),

@@ -1,6 +1,7 @@
 //! Checks that the parser cannot make: values that are well-typed but impossible.
 
 use crate::error::ExperimentError;
+use crate::plan::ReportSettings;
 use crate::run_config::{ModelArch, Schedule};
 use crate::spec::ExperimentSpec;
 use serde_saphyr::Spanned;
@@ -111,27 +112,17 @@ pub(crate) fn validate(path: &Path, spec: &ExperimentSpec) -> Result<(), Experim
     }
     if let Some(report) = &spec.report {
         if let Some(s) = &report.smoothing {
-            if !(0.0..1.0).contains(&s.value) {
-                return fail(
-                    &s.referenced,
-                    "report.smoothing",
-                    format!("must be in [0, 1), got {}", s.value),
-                );
+            if let Some(why) = ReportSettings::smoothing_problem(s.value) {
+                return fail(&s.referenced, "report.smoothing", why);
             }
         }
         if let Some(range) = &report.y_range {
-            let ok = matches!(range.value.as_slice(), [lo, hi] if lo.is_finite() && hi.is_finite()
-                && *lo >= 0.0 && lo < hi && (!report.log_y || *lo > 0.0));
-            if !ok {
-                return fail(
-                    &range.referenced,
-                    "report.y_range",
-                    format!(
-                        "must be [low, high] in percent with 0 <= low < high (low > 0 with \
-                         log_y), got {:?}",
-                        range.value
-                    ),
-                );
+            let why = match range.value.as_slice() {
+                [lo, hi] => ReportSettings::y_range_problem(*lo, *hi, report.log_y),
+                other => Some(format!("must be [low, high] in percent, got {other:?}")),
+            };
+            if let Some(why) = why {
+                return fail(&range.referenced, "report.y_range", why);
             }
         }
     }
