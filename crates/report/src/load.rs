@@ -2,7 +2,7 @@
 
 use crate::error::ReportError;
 use experiment::{Experiment, RunConfig};
-use results::{read_metrics, MetricRow, RunDir, RunMeta, RunState};
+use results::{plan, read_metrics, MetricRow, PlannedRun, RunDir, RunMeta, RunState};
 use std::path::Path;
 
 #[derive(Debug, Clone)]
@@ -19,12 +19,9 @@ pub fn load_runs(
     experiment: &Experiment,
     results_root: &Path,
 ) -> Result<Vec<RunRecord>, ReportError> {
-    experiment
-        .runs
-        .iter()
-        .map(|config| {
-            let dir = RunDir::for_run(results_root, config);
-            let state = dir.state();
+    plan(experiment, results_root)
+        .into_iter()
+        .map(|PlannedRun { config, dir, state }| {
             let meta = dir.read_meta().ok();
             let rows = if dir.metrics_path().is_file() {
                 let mut rows = read_metrics(&dir.metrics_path())?;
@@ -34,7 +31,7 @@ pub fn load_runs(
                 Vec::new()
             };
             Ok(RunRecord {
-                config: config.clone(),
+                config,
                 dir,
                 state,
                 meta,

@@ -3,7 +3,7 @@
 use crate::atomic::write_atomically;
 use crate::error::ResultsError;
 use crate::meta::{RunMeta, RunStatus};
-use experiment::RunConfig;
+use experiment::{Experiment, RunConfig};
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 
@@ -11,6 +11,31 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunDir {
     pub path: PathBuf,
+}
+
+/// A run of an experiment's plan and what the results directory says about it.
+#[derive(Debug, Clone)]
+pub struct PlannedRun {
+    pub config: RunConfig,
+    pub dir: RunDir,
+    pub state: RunState,
+}
+
+/// Every run the experiment expands to, with its directory and state, in plan order.
+/// The sweep trains from it; the report reads from it.
+pub fn plan(experiment: &Experiment, results_root: &Path) -> Vec<PlannedRun> {
+    experiment
+        .runs
+        .iter()
+        .map(|config| {
+            let dir = RunDir::for_run(results_root, config);
+            PlannedRun {
+                state: dir.state(),
+                config: config.clone(),
+                dir,
+            }
+        })
+        .collect()
 }
 
 /// Who holds a run's lock.

@@ -18,7 +18,7 @@ mod metric_row;
 
 pub use atomic::write_atomically;
 pub use error::ResultsError;
-pub use layout::{LockHolder, RunDir, RunLock, RunState};
+pub use layout::{plan, LockHolder, PlannedRun, RunDir, RunLock, RunState};
 pub use meta::{now_utc, RunMeta, RunStatus};
 pub use metric_row::{metrics_frame, read_metrics, write_metrics, MetricRow, METRIC_COLUMNS};
 /// The polars version the results are written with (re-exported for the report).

@@ -5,7 +5,7 @@ use crate::error::TrainError;
 use crate::progress::SweepProgress;
 use crate::worker::WorkerEvent;
 use experiment::{Experiment, RunConfig};
-use results::{RunDir, RunState, RunStatus};
+use results::{RunDir, RunStatus};
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
@@ -15,28 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// A run of the plan and what the results directory says about it.
-#[derive(Debug, Clone)]
-pub struct PlannedRun {
-    pub config: RunConfig,
-    pub dir: RunDir,
-    pub state: RunState,
-}
-
-pub fn plan(experiment: &Experiment, results_root: &Path) -> Vec<PlannedRun> {
-    experiment
-        .runs
-        .iter()
-        .map(|config| {
-            let dir = RunDir::for_run(results_root, config);
-            PlannedRun {
-                state: dir.state(),
-                config: config.clone(),
-                dir,
-            }
-        })
-        .collect()
-}
+pub use results::{plan, PlannedRun};
 
 pub struct SweepOptions {
     pub results_root: PathBuf,
