@@ -5,15 +5,33 @@
 //!
 //! A plain net and its residual twin are built by the same code with the same parameter
 //! names and shapes; the only difference is whether a block adds its input back.
+//! Two architectures: an MLP on flattened images (`mlp`), and the paper's CIFAR-10
+//! conv nets of depth 6n + 2 (`cifar_net`).
 
+mod basic_block;
+mod cifar_net;
+mod conv_layer;
 mod dense_layer;
 mod error;
+mod family;
 mod mlp;
+mod network;
 pub mod params;
 pub mod rng;
 mod seeded_init;
+mod shortcut;
+mod summary;
+#[cfg(test)]
+mod test_util;
 
+pub use basic_block::{basic_block, BasicBlock, BlockShape};
+pub use cifar_net::{cifar_net, CifarConfig, CifarNet};
+pub use conv_layer::{conv_layer, ConvLayer, ConvShape};
 pub use dense_layer::{dense_layer, DenseLayer};
 pub use error::ModelError;
-pub use mlp::{mlp, Mlp, MlpConfig, MlpFamily};
+pub use family::Family;
+pub use mlp::{mlp, Mlp, MlpConfig};
+pub use network::{Architecture, Network};
 pub use seeded_init::seeded_var_builder;
+pub use shortcut::{Shortcut, ShortcutOption};
+pub use summary::{ArchSummary, LayerSummary};

@@ -7,18 +7,14 @@
 
 use crate::dense_layer::{dense_layer, DenseLayer};
 use crate::error::ModelError;
+use crate::family::Family;
+use crate::summary::{ArchSummary, LayerSummary};
 use candle_core::{Result, Tensor};
 use candle_nn::{Init, ModuleT, VarBuilder};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MlpFamily {
-    Plain,
-    Residual,
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct MlpConfig {
-    pub family: MlpFamily,
+    pub family: Family,
     /// Weighted layers: 2 + 2 * blocks, at least 4.
     pub depth: usize,
     pub width: usize,
@@ -38,6 +34,43 @@ impl MlpConfig {
             )));
         }
         Ok((self.depth - 2) / 2)
+    }
+}
+
+impl MlpConfig {
+    /// The layer table (the MLP sees the flattened image, whatever its size).
+    pub fn summary(&self) -> std::result::Result<ArchSummary, ModelError> {
+        let blocks = self.blocks()?;
+        let dense = |name: String, inputs: usize| LayerSummary {
+            name,
+            kind: format!("linear {inputs}->{} + BN", self.width),
+            output: vec![self.width],
+            params: inputs * self.width + 2 * self.width,
+            counts_in_depth: true,
+        };
+        let mut layers = vec![dense("input".into(), self.inputs)];
+        for i in 0..blocks {
+            layers.push(dense(format!("blocks.{i}.first"), self.width));
+            layers.push(dense(format!("blocks.{i}.second"), self.width));
+        }
+        layers.push(LayerSummary {
+            name: "classifier".into(),
+            kind: format!("linear {}->{}", self.width, self.classes),
+            output: vec![self.classes],
+            params: self.width * self.classes + self.classes,
+            counts_in_depth: true,
+        });
+        let family = match self.family {
+            Family::Plain => "plain",
+            Family::Residual => "residual",
+        };
+        Ok(ArchSummary {
+            title: format!(
+                "{family} MLP, depth {} ({blocks} blocks of 2), width {}, {} inputs",
+                self.depth, self.width, self.inputs
+            ),
+            layers,
+        })
     }
 }
 
@@ -70,7 +103,7 @@ pub struct Mlp {
 
 pub fn mlp(cfg: &MlpConfig, vb: VarBuilder) -> std::result::Result<Mlp, ModelError> {
     let n_blocks = cfg.blocks()?;
-    let residual = cfg.family == MlpFamily::Residual;
+    let residual = cfg.family == Family::Residual;
     let last_gamma = if residual && cfg.zero_init_residual {
         0.0
     } else {
@@ -105,9 +138,11 @@ pub fn mlp(cfg: &MlpConfig, vb: VarBuilder) -> std::result::Result<Mlp, ModelErr
 }
 
 impl ModuleT for Mlp {
-    /// `xs`: (batch, inputs) -> logits (batch, classes).
+    /// `xs`: (batch, inputs) or (batch, channels, rows, cols), flattened here -> logits
+    /// (batch, classes).
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        let mut h = self.input.forward_t(xs, train)?.relu()?;
+        let xs = xs.flatten_from(1)?;
+        let mut h = self.input.forward_t(&xs, train)?.relu()?;
         for block in &self.blocks {
             h = block.forward_t(&h, train)?;
         }
@@ -123,7 +158,7 @@ mod tests {
     use candle_core::{DType, Device};
     use candle_nn::VarMap;
 
-    fn build(family: MlpFamily, depth: usize, zero: bool, seed: u64) -> (Mlp, VarMap) {
+    fn build(family: Family, depth: usize, zero: bool, seed: u64) -> (Mlp, VarMap) {
         let varmap = VarMap::new();
         let cfg = MlpConfig {
             family,
@@ -152,8 +187,8 @@ mod tests {
     #[test]
     fn plain_and_residual_twins_have_identical_parameters() {
         for depth in [4, 10, 64] {
-            let (_, plain) = build(MlpFamily::Plain, depth, true, 0);
-            let (_, residual) = build(MlpFamily::Residual, depth, true, 0);
+            let (_, plain) = build(Family::Plain, depth, true, 0);
+            let (_, residual) = build(Family::Residual, depth, true, 0);
             assert_eq!(shapes(&plain), shapes(&residual));
             // 20*16 input + per block 2*(16*16) + classifier 16*10+10, + BN 2*16 per layer.
             let layers = depth - 1;
@@ -161,12 +196,23 @@ mod tests {
             let expected = 20 * 16 + blocks * 2 * 16 * 16 + 16 * 10 + 10 + layers * 2 * 16;
             assert_eq!(params::count(&plain), expected);
             assert_eq!(params::count(&residual), expected);
+            let cfg = MlpConfig {
+                family: Family::Plain,
+                depth,
+                width: 16,
+                inputs: 20,
+                classes: 10,
+                zero_init_residual: true,
+            };
+            let summary = cfg.summary().unwrap();
+            assert_eq!(summary.params(), expected);
+            assert_eq!(summary.weighted_layers(), depth);
         }
     }
 
     #[test]
     fn output_shape_is_batch_by_classes_in_train_and_eval() {
-        let (net, _) = build(MlpFamily::Residual, 6, true, 1);
+        let (net, _) = build(Family::Residual, 6, true, 1);
         let xs = Tensor::randn(0f32, 1.0, (5, 20), &Device::Cpu).unwrap();
         assert_eq!(net.forward_t(&xs, true).unwrap().dims(), &[5, 10]);
         assert_eq!(net.forward_t(&xs, false).unwrap().dims(), &[5, 10]);
@@ -177,21 +223,14 @@ mod tests {
         // With the second gamma at zero and beta at zero, each block maps h to relu(h) = h
         // (h is already post-ReLU), so depth does not change the output at init.
         let xs = Tensor::randn(0f32, 1.0, (8, 20), &Device::Cpu).unwrap();
-        let (shallow, _) = build(MlpFamily::Residual, 4, true, 3);
-        let (deep, _) = build(MlpFamily::Residual, 12, true, 3);
+        let (shallow, _) = build(Family::Residual, 4, true, 3);
+        let (deep, _) = build(Family::Residual, 12, true, 3);
         let a = shallow.forward_t(&xs, false).unwrap();
         let b = deep.forward_t(&xs, false).unwrap();
-        let diff = (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = crate::test_util::max_abs_diff(&a, &b);
         assert!(diff < 1e-6, "{diff}");
         // The plain net ignores the option: its second gamma stays 1.
-        let (_, plain) = build(MlpFamily::Plain, 4, true, 3);
+        let (_, plain) = build(Family::Plain, 4, true, 3);
         let gamma = plain.data().lock().unwrap()["blocks.0.second.bn.weight"]
             .as_tensor()
             .to_vec1::<f32>()
@@ -201,9 +240,9 @@ mod tests {
 
     #[test]
     fn same_seed_same_weights() {
-        let (_, a) = build(MlpFamily::Plain, 4, false, 9);
-        let (_, b) = build(MlpFamily::Plain, 4, false, 9);
-        let (_, c) = build(MlpFamily::Plain, 4, false, 10);
+        let (_, a) = build(Family::Plain, 4, false, 9);
+        let (_, b) = build(Family::Plain, 4, false, 9);
+        let (_, c) = build(Family::Plain, 4, false, 10);
         let w = |m: &VarMap| {
             m.data().lock().unwrap()["input.weight"]
                 .as_tensor()
@@ -215,7 +254,7 @@ mod tests {
         assert_eq!(w(&a), w(&b));
         assert_ne!(w(&a), w(&c));
         // He init: std sqrt(2 / fan_in) over all 31 * 2 block layers of a depth-64 net.
-        let (_, deep) = build(MlpFamily::Plain, 64, false, 9);
+        let (_, deep) = build(Family::Plain, 64, false, 9);
         let values: Vec<f32> = deep
             .data()
             .lock()
@@ -245,7 +284,7 @@ mod tests {
         let varmap = VarMap::new();
         for depth in [0, 2, 3, 7] {
             let cfg = MlpConfig {
-                family: MlpFamily::Plain,
+                family: Family::Plain,
                 depth,
                 width: 4,
                 inputs: 4,

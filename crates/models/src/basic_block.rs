@@ -1,0 +1,84 @@
+//! The CIFAR-style basic block: conv3x3-BN-ReLU-conv3x3-BN, then (residual nets only)
+//! the shortcut added, then ReLU. The plain twin is the same block without the addition.
+
+use crate::conv_layer::{conv_layer, ConvLayer, ConvShape};
+use crate::shortcut::{shortcut, Shortcut, ShortcutOption};
+use candle_core::{Result, Tensor};
+use candle_nn::{ModuleT, VarBuilder};
+
+#[derive(Debug, Clone)]
+pub struct BasicBlock {
+    first: ConvLayer,
+    second: ConvLayer,
+    /// None in a plain net.
+    shortcut: Option<Shortcut>,
+}
+
+/// Where a block sits and what it maps.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockShape {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    /// 2 for the first block of stages 2 and 3, else 1.
+    pub stride: usize,
+}
+
+impl BlockShape {
+    pub fn first(&self) -> ConvShape {
+        ConvShape {
+            in_channels: self.in_channels,
+            out_channels: self.out_channels,
+            kernel: 3,
+            stride: self.stride,
+        }
+    }
+
+    pub fn second(&self) -> ConvShape {
+        ConvShape {
+            in_channels: self.out_channels,
+            out_channels: self.out_channels,
+            kernel: 3,
+            stride: 1,
+        }
+    }
+
+    pub fn changes_shape(&self) -> bool {
+        self.stride != 1 || self.in_channels != self.out_channels
+    }
+}
+
+/// `shortcut_option`: None builds the plain block. `second_gamma` starts the second BN's
+/// scale (0 makes a residual block the identity at initialisation).
+pub fn basic_block(
+    shape: BlockShape,
+    shortcut_option: Option<ShortcutOption>,
+    second_gamma: f64,
+    vb: VarBuilder,
+) -> Result<BasicBlock> {
+    Ok(BasicBlock {
+        first: conv_layer(shape.first(), 1.0, vb.pp("first"))?,
+        second: conv_layer(shape.second(), second_gamma, vb.pp("second"))?,
+        shortcut: shortcut_option
+            .map(|option| {
+                shortcut(
+                    option,
+                    shape.in_channels,
+                    shape.out_channels,
+                    shape.stride,
+                    vb.pp("shortcut"),
+                )
+            })
+            .transpose()?,
+    })
+}
+
+impl ModuleT for BasicBlock {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        let h = self.first.forward_t(xs, train)?.relu()?;
+        let h = self.second.forward_t(&h, train)?;
+        match &self.shortcut {
+            Some(shortcut) => (h + shortcut.forward_t(xs, train)?)?.relu(),
+            None => h.relu(),
+        }
+    }
+}

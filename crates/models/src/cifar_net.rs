@@ -1,0 +1,372 @@
+//! The CIFAR-10 networks of He et al. 2016 (section 4.2): a 3x3 conv with `width`
+//! filters, three stages of n basic blocks on `width`, 2 `width` and 4 `width` filters
+//! (the first conv of stages 2 and 3 has stride 2), global average pooling and a linear
+//! classifier. Depth counts weighted layers: 1 + 6n + 1 = 6n + 2 (20, 32, 44, 56, 110 for
+//! n = 3, 5, 7, 9, 18). The paper's width is 16; narrower twins run faster on a CPU.
+
+use crate::basic_block::{basic_block, BasicBlock, BlockShape};
+use crate::conv_layer::{conv_layer, ConvLayer, ConvShape};
+use crate::error::ModelError;
+use crate::family::Family;
+use crate::shortcut::{projection_shape, ShortcutOption};
+use crate::summary::{ArchSummary, LayerSummary};
+use candle_core::{Result, Tensor};
+use candle_nn::{Init, ModuleT, VarBuilder};
+
+const STAGES: usize = 3;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CifarConfig {
+    pub family: Family,
+    /// Weighted layers: 6n + 2, n >= 1.
+    pub depth: usize,
+    /// Filters of the first conv and stage 1 (16 in the paper); stages 2 and 3 double it.
+    pub width: usize,
+    /// Input channels (1 for Fashion-MNIST, 3 for CIFAR-10).
+    pub in_channels: usize,
+    pub classes: usize,
+    /// Residual nets only: how the shortcut crosses a change of shape.
+    pub shortcut: ShortcutOption,
+    /// Residual nets only: start each block's second BN gamma at 0.
+    pub zero_init_residual: bool,
+}
+
+impl CifarConfig {
+    /// n, the blocks per stage.
+    pub fn blocks_per_stage(&self) -> std::result::Result<usize, ModelError> {
+        if self.depth < 8 || !(self.depth - 2).is_multiple_of(6) {
+            return Err(ModelError::Architecture(format!(
+                "a CIFAR-style net of depth {} cannot be built: depth = 6n + 2 (8, 14, 20, 26, 32, ..., 56, ..., 110)",
+                self.depth
+            )));
+        }
+        if self.width == 0 {
+            return Err(ModelError::Architecture("width must be at least 1".into()));
+        }
+        Ok((self.depth - 2) / 6)
+    }
+
+    fn residual(&self) -> bool {
+        self.family == Family::Residual
+    }
+
+    /// Every block's shape, stage by stage: (stage, index in stage, shape).
+    fn blocks(&self) -> std::result::Result<Vec<(usize, usize, BlockShape)>, ModelError> {
+        let n = self.blocks_per_stage()?;
+        let mut out = Vec::with_capacity(STAGES * n);
+        let mut channels = self.width;
+        for stage in 0..STAGES {
+            let out_channels = self.width << stage;
+            for i in 0..n {
+                let stride = if stage > 0 && i == 0 { 2 } else { 1 };
+                out.push((
+                    stage,
+                    i,
+                    BlockShape {
+                        in_channels: channels,
+                        out_channels,
+                        stride,
+                    },
+                ));
+                channels = out_channels;
+            }
+        }
+        Ok(out)
+    }
+
+    fn stem(&self) -> ConvShape {
+        ConvShape {
+            in_channels: self.in_channels,
+            out_channels: self.width,
+            kernel: 3,
+            stride: 1,
+        }
+    }
+
+    fn final_channels(&self) -> usize {
+        self.width << (STAGES - 1)
+    }
+
+    /// The layer table for `side` x `side` input images.
+    pub fn summary(&self, side: usize) -> std::result::Result<ArchSummary, ModelError> {
+        let mut layers = Vec::new();
+        let conv = |name: String, shape: ConvShape, side: usize| LayerSummary {
+            name,
+            kind: format!(
+                "conv {k}x{k} {}->{}{} + BN",
+                shape.in_channels,
+                shape.out_channels,
+                if shape.stride > 1 { " /2" } else { "" },
+                k = shape.kernel
+            ),
+            output: vec![shape.out_channels, side, side],
+            params: shape.params(),
+            counts_in_depth: shape.kernel == 3,
+        };
+        let mut side_now = self.stem().output_side(side);
+        layers.push(conv("stem".into(), self.stem(), side_now));
+        for (stage, i, shape) in self.blocks()? {
+            let path = format!("stages.{stage}.{i}");
+            let side_in = side_now;
+            side_now = shape.first().output_side(side_in);
+            layers.push(conv(format!("{path}.first"), shape.first(), side_now));
+            layers.push(conv(format!("{path}.second"), shape.second(), side_now));
+            if self.residual() && shape.changes_shape() {
+                let name = format!("{path}.shortcut");
+                layers.push(match self.shortcut {
+                    ShortcutOption::A => LayerSummary {
+                        name,
+                        kind: format!(
+                            "shortcut A: subsample /{}, {} zero channels",
+                            shape.stride,
+                            shape.out_channels - shape.in_channels
+                        ),
+                        output: vec![shape.out_channels, side_now, side_now],
+                        params: 0,
+                        counts_in_depth: false,
+                    },
+                    ShortcutOption::B => conv(
+                        name,
+                        projection_shape(shape.in_channels, shape.out_channels, shape.stride),
+                        side_now,
+                    ),
+                });
+            }
+        }
+        layers.push(LayerSummary {
+            name: "pool".into(),
+            kind: "global average pool".into(),
+            output: vec![self.final_channels()],
+            params: 0,
+            counts_in_depth: false,
+        });
+        layers.push(LayerSummary {
+            name: "classifier".into(),
+            kind: format!("linear {}->{}", self.final_channels(), self.classes),
+            output: vec![self.classes],
+            params: self.final_channels() * self.classes + self.classes,
+            counts_in_depth: true,
+        });
+        let family = match (self.family, self.shortcut) {
+            (Family::Plain, _) => "plain".to_string(),
+            (Family::Residual, ShortcutOption::A) => "residual (shortcut option A)".to_string(),
+            (Family::Residual, ShortcutOption::B) => "residual (shortcut option B)".to_string(),
+        };
+        Ok(ArchSummary {
+            title: format!(
+                "CIFAR-style {family} net, depth {} (n = {}), widths {}/{}/{}, input {}x{side}x{side}",
+                self.depth,
+                self.blocks_per_stage()?,
+                self.width,
+                self.width * 2,
+                self.width * 4,
+                self.in_channels
+            ),
+            layers,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CifarNet {
+    stem: ConvLayer,
+    blocks: Vec<BasicBlock>,
+    classifier_weight: Tensor,
+    classifier_bias: Tensor,
+}
+
+/// Builds the net; parameter paths are `stem`, `stages.{s}.{i}.{first,second,shortcut}`
+/// and `classifier`, the same for a plain net and its residual twin.
+pub fn cifar_net(cfg: &CifarConfig, vb: VarBuilder) -> std::result::Result<CifarNet, ModelError> {
+    let blocks_shapes = cfg.blocks()?;
+    let stem = conv_layer(cfg.stem(), 1.0, vb.pp("stem"))?;
+    let second_gamma = if cfg.residual() && cfg.zero_init_residual {
+        0.0
+    } else {
+        1.0
+    };
+    let option = cfg.residual().then_some(cfg.shortcut);
+    let blocks = blocks_shapes
+        .into_iter()
+        .map(|(stage, i, shape)| {
+            basic_block(shape, option, second_gamma, vb.pp("stages").pp(stage).pp(i))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // No ReLU follows the classifier: LeCun-normal weights (gain 1), zero bias.
+    let features = cfg.final_channels();
+    let stdev = (1.0 / features as f64).sqrt();
+    let vbc = vb.pp("classifier");
+    let classifier_weight = vbc.get_with_hints(
+        (cfg.classes, features),
+        "weight",
+        Init::Randn { mean: 0.0, stdev },
+    )?;
+    let classifier_bias = vbc.get_with_hints(cfg.classes, "bias", Init::Const(0.0))?;
+    Ok(CifarNet {
+        stem,
+        blocks,
+        classifier_weight,
+        classifier_bias,
+    })
+}
+
+impl ModuleT for CifarNet {
+    /// `xs`: (batch, channels, rows, cols) -> logits (batch, classes).
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        let mut h = self.stem.forward_t(xs, train)?.relu()?;
+        for block in &self.blocks {
+            h = block.forward_t(&h, train)?;
+        }
+        h.mean((2, 3))?
+            .matmul(&self.classifier_weight.t()?)?
+            .broadcast_add(&self.classifier_bias)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{params, seeded_var_builder};
+    use candle_core::Device;
+    use candle_nn::VarMap;
+
+    fn config(family: Family, depth: usize, shortcut: ShortcutOption) -> CifarConfig {
+        CifarConfig {
+            family,
+            depth,
+            width: 16,
+            in_channels: 3,
+            classes: 10,
+            shortcut,
+            zero_init_residual: false,
+        }
+    }
+
+    fn build(cfg: &CifarConfig) -> (CifarNet, VarMap) {
+        let varmap = VarMap::new();
+        let net = cifar_net(cfg, seeded_var_builder(&varmap, 0, &Device::Cpu)).unwrap();
+        (net, varmap)
+    }
+
+    /// The paper's parameter counts, by hand: stem 3*16*9 + BN 32 = 464; a stage-1 block
+    /// 2 * (16*16*9 + 32) = 4672; the first stage-2 block (16*32*9 + 64) + (32*32*9 + 64)
+    /// = 13952, the others 2 * (32*32*9 + 64) = 18560; the first stage-3 block
+    /// (32*64*9 + 128) + (64*64*9 + 128) = 55552, the others 2 * (64*64*9 + 128) = 73984;
+    /// classifier 64*10 + 10 = 650. Total 97216 n - 21926. Option B adds the projections
+    /// 16*32 + 64 = 576 and 32*64 + 128 = 2176: 2752.
+    const PAPER: [(usize, usize); 5] = [
+        (20, 269_722),
+        (32, 464_154),
+        (44, 658_586),
+        (56, 853_018),
+        (110, 1_727_962),
+    ];
+
+    #[test]
+    fn option_a_nets_have_the_papers_parameter_counts_and_so_do_their_plain_twins() {
+        for (depth, expected) in PAPER {
+            for family in [Family::Plain, Family::Residual] {
+                let cfg = config(family, depth, ShortcutOption::A);
+                let (_, varmap) = build(&cfg);
+                assert_eq!(params::count(&varmap), expected, "{family:?}-{depth}");
+                assert_eq!(cfg.summary(32).unwrap().params(), expected);
+                assert_eq!(cfg.summary(32).unwrap().weighted_layers(), depth);
+            }
+        }
+        // 0.27M, 0.46M, 0.66M, 0.85M, 1.7M as the paper prints them.
+        let rounded: Vec<String> = PAPER
+            .iter()
+            .map(|(_, p)| {
+                let m = *p as f64 / 1e6;
+                if m < 1.0 {
+                    format!("{m:.2}M")
+                } else {
+                    format!("{m:.1}M")
+                }
+            })
+            .collect();
+        assert_eq!(rounded, ["0.27M", "0.46M", "0.66M", "0.85M", "1.7M"]);
+    }
+
+    #[test]
+    fn option_b_adds_two_projections() {
+        for (depth, paper) in PAPER {
+            let cfg = config(Family::Residual, depth, ShortcutOption::B);
+            let (_, varmap) = build(&cfg);
+            assert_eq!(params::count(&varmap), paper + 2752, "residual-{depth} B");
+            assert_eq!(cfg.summary(32).unwrap().params(), paper + 2752);
+        }
+    }
+
+    #[test]
+    fn plain_twin_has_the_same_parameter_names_and_shapes_as_option_a() {
+        let shapes = |varmap: &VarMap| {
+            let mut v: Vec<(String, Vec<usize>)> = varmap
+                .data()
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(n, v)| (n.clone(), v.dims().to_vec()))
+                .collect();
+            v.sort();
+            v
+        };
+        let (_, plain) = build(&config(Family::Plain, 20, ShortcutOption::A));
+        let (_, residual) = build(&config(Family::Residual, 20, ShortcutOption::A));
+        assert_eq!(shapes(&plain), shapes(&residual));
+    }
+
+    #[test]
+    fn output_shapes_for_both_input_sizes_and_channel_counts() {
+        for (channels, side) in [(3, 32), (1, 28)] {
+            for option in [ShortcutOption::A, ShortcutOption::B] {
+                let cfg = CifarConfig {
+                    in_channels: channels,
+                    width: 4,
+                    ..config(Family::Residual, 8, option)
+                };
+                let (net, varmap) = build(&cfg);
+                let xs = Tensor::randn(0f32, 1.0, (2, channels, side, side), &Device::Cpu).unwrap();
+                for train in [true, false] {
+                    assert_eq!(net.forward_t(&xs, train).unwrap().dims(), &[2, 10]);
+                }
+                let summary = cfg.summary(side).unwrap();
+                assert_eq!(summary.params(), params::count(&varmap));
+                // 28 -> 14 -> 7 and 32 -> 16 -> 8 after the two stride-2 stages.
+                let last_conv = &summary.layers[summary.layers.len() - 3];
+                assert_eq!(last_conv.output, vec![16, side / 4, side / 4]);
+            }
+        }
+    }
+
+    #[test]
+    fn impossible_depths_are_errors() {
+        for depth in [0, 2, 7, 19, 21, 57] {
+            let cfg = config(Family::Plain, depth, ShortcutOption::A);
+            let vb = seeded_var_builder(&VarMap::new(), 0, &Device::Cpu);
+            let e = cifar_net(&cfg, vb).unwrap_err().to_string();
+            assert!(e.contains("6n + 2"), "{e}");
+        }
+    }
+
+    #[test]
+    fn zero_init_residual_nets_start_as_their_shallowest_twin() {
+        // With every block's second gamma at 0, a block outputs relu(shortcut(x)). On
+        // post-ReLU input the identity blocks are exact identities, so at initialisation
+        // a deeper net computes what its first blocks compute.
+        let cfg = |depth| CifarConfig {
+            zero_init_residual: true,
+            width: 4,
+            in_channels: 1,
+            ..config(Family::Residual, depth, ShortcutOption::A)
+        };
+        let xs = Tensor::randn(0f32, 1.0, (3, 1, 12, 12), &Device::Cpu).unwrap();
+        let (a, _) = build(&cfg(8));
+        let (b, _) = build(&cfg(20));
+        let diff = crate::test_util::max_abs_diff(
+            &a.forward_t(&xs, false).unwrap(),
+            &b.forward_t(&xs, false).unwrap(),
+        );
+        assert!(diff < 1e-5, "{diff}");
+    }
+}
