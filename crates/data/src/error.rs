@@ -35,25 +35,32 @@ pub enum DataError {
         label: u8,
         max: u8,
     },
-    #[error("{how} points to {dir}, which is not a directory holding the IDX files ({expected}, each possibly .gz). Fix the path, or leave it out to use the default search.")]
+    #[error("{how} points to {dir}, which is not a directory holding the dataset's files ({expected}). Fix the path, or leave it out to use the default search.")]
     BadLocation {
         how: String,
         dir: PathBuf,
         expected: String,
     },
+    #[error("{path}: {detail}")]
+    BadRecords { path: PathBuf, detail: String },
+    #[error("{url}: the archive is not usable: {detail}")]
+    Archive { url: String, detail: String },
     #[error("download of {url} failed: {detail}")]
     Download { url: String, detail: String },
-    #[error("{url}: checksum mismatch: expected SHA-256 {expected} of the uncompressed data, got {actual}")]
+    #[error("{url}: checksum mismatch: expected SHA-256 {expected} of {what}, got {actual}; nothing was written")]
     Checksum {
         url: String,
+        /// "the uncompressed data" or "the file as served".
+        what: &'static str,
         expected: String,
         actual: String,
     },
-    #[error("{dataset} not found. Tried:\n{tried}\nFix: {fix}put the four IDX files in a directory and pass it with --data-dir, `dataset.dir` in the experiment YAML or the {env_var} environment variable.")]
+    #[error("{dataset} not found. Tried:\n{tried}\nFix: {fix}put its files ({expected}) in a directory and pass it with --data-dir, `dataset.dir` in the experiment YAML or the {env_var} environment variable.")]
     NotFound {
         dataset: String,
         tried: String,
         fix: String,
+        expected: String,
         env_var: String,
     },
 }

@@ -1,4 +1,4 @@
-//! A train/test pair of labelled greyscale image sets, as MNIST-style IDX files hold them.
+//! Labelled image sets in memory, and the train/test pair of MNIST-style IDX files.
 
 use crate::error::DataError;
 use crate::idx::read_idx;
@@ -12,19 +12,49 @@ pub const IDX_FILES: [&str; 4] = [
     "t10k-labels-idx1-ubyte",
 ];
 
-/// Labelled images, row-major `n x rows x cols` bytes.
+/// Labelled images, `n x channels x rows x cols` bytes (channel-major, as CIFAR-10's
+/// binary files and the networks' input both lay them out).
 #[derive(Debug, Clone)]
 pub struct ImageSet {
     pub images: Vec<u8>,
     pub labels: Vec<u8>,
     pub len: usize,
+    pub channels: usize,
     pub rows: usize,
     pub cols: usize,
 }
 
 impl ImageSet {
     pub fn pixels_per_image(&self) -> usize {
-        self.rows * self.cols
+        self.channels * self.rows * self.cols
+    }
+
+    /// Splits off the last `n` examples (a validation set held out of a training file).
+    /// `None` if that would leave nothing before them.
+    pub fn split_off_last(mut self, n: usize) -> Option<(Self, Self)> {
+        if n >= self.len {
+            return None;
+        }
+        let keep = self.len - n;
+        let tail = ImageSet {
+            images: self.images.split_off(keep * self.pixels_per_image()),
+            labels: self.labels.split_off(keep),
+            len: n,
+            ..self.clone_shape()
+        };
+        self.len = keep;
+        Some((self, tail))
+    }
+
+    fn clone_shape(&self) -> Self {
+        ImageSet {
+            images: Vec::new(),
+            labels: Vec::new(),
+            len: 0,
+            channels: self.channels,
+            rows: self.rows,
+            cols: self.cols,
+        }
     }
 
     /// The first `n` examples (all of them if there are fewer).
@@ -105,6 +135,7 @@ fn load_pair(dir: &Path, images: &str, labels: &str, classes: u8) -> Result<Imag
     }
     Ok(ImageSet {
         len: img.dims[0],
+        channels: 1,
         rows: img.dims[1],
         cols: img.dims[2],
         images: img.data,
@@ -143,7 +174,13 @@ pub(crate) mod tests {
         assert_eq!((s.train.len, s.train.rows, s.train.cols), (20, 4, 4));
         assert_eq!(s.test.len, 10);
         assert_eq!(s.train.labels[13], 3);
-        assert_eq!(s.train.truncated(5).images.len(), 5 * 16);
+        assert_eq!(s.train.clone().truncated(5).images.len(), 5 * 16);
+        let (head, tail) = s.train.clone().split_off_last(4).unwrap();
+        assert_eq!((head.len, tail.len), (16, 4));
+        assert_eq!(head.images.len(), 16 * 16);
+        assert_eq!(tail.labels, s.train.labels[16..].to_vec());
+        assert_eq!(tail.images, s.train.images[16 * 16..].to_vec());
+        assert!(s.train.split_off_last(20).is_none());
     }
 
     #[test]
