@@ -30,4 +30,4 @@ lint:
 # Fuzz one target (idx or experiment_yaml) for SECONDS, with the nightly toolchain.
 fuzz target seconds="600":
     mkdir -p fuzz/corpus/{{target}}
-    cargo +nightly fuzz run -O {{target}} fuzz/corpus/{{target}} fuzz/seeds/{{target}} -- -max_total_time={{seconds}} -max_len=4096
+    cargo +nightly fuzz run -O {{target}} fuzz/corpus/{{target}} fuzz/seeds/{{target}} -- -max_total_time={{seconds}} -max_len=8192

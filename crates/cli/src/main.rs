@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use experiment::{load_experiment, DatasetName, Experiment, ReportSettings};
+use experiment::{load_experiment, ComputeDevice, DatasetName, Experiment, ReportSettings};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -94,6 +94,29 @@ enum Command {
         /// Never download the dataset.
         #[arg(long)]
         offline: bool,
+        /// cpu, cuda or cuda:N (default: the experiment's `device`, else cpu). CUDA needs
+        /// a build with `--features cuda`.
+        #[arg(long)]
+        device: Option<ComputeDevice>,
+    },
+    /// Print an architecture's layers and parameter count, e.g. `degrade arch plain 56`.
+    Arch {
+        /// plain or residual.
+        family: ArchFamily,
+        /// Weighted layers (6n + 2 for CIFAR-style nets, 2 + 2 * blocks for MLPs).
+        depth: usize,
+        /// cifar (the paper's CIFAR-10 nets) or mlp.
+        #[arg(long, default_value = "cifar")]
+        arch: ArchKind,
+        /// First-stage filters of a CIFAR-style net (16 in the paper), or an MLP's width.
+        #[arg(long, default_value_t = 16)]
+        width: usize,
+        /// A residual CIFAR-style net's shortcut option: a (the paper's) or b.
+        #[arg(long, default_value = "a")]
+        shortcut: ArchShortcut,
+        /// The input: cifar10 (3x32x32), fashion-mnist or mnist (1x28x28).
+        #[arg(long, default_value = "cifar10")]
+        dataset: ArchDataset,
     },
     /// Render the report again from the results on disk (never trains).
     Report {
@@ -114,9 +137,36 @@ enum Command {
         run_dir: PathBuf,
         #[arg(long)]
         data_dir: PathBuf,
+        #[arg(long, default_value = "cpu")]
+        device: ComputeDevice,
         #[arg(long)]
         keep_final_weights: bool,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ArchFamily {
+    Plain,
+    Residual,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ArchKind {
+    Cifar,
+    Mlp,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ArchShortcut {
+    A,
+    B,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ArchDataset {
+    Cifar10,
+    FashionMnist,
+    Mnist,
 }
 
 fn main() {
@@ -134,7 +184,19 @@ fn run(cli: Cli) -> Result<()> {
             jobs,
             data_dir,
             offline,
-        } => sweep(&at, &look, jobs, data_dir, offline),
+            device,
+        } => sweep(&at, &look, jobs, data_dir, offline, device),
+        Command::Arch {
+            family,
+            depth,
+            arch,
+            width,
+            shortcut,
+            dataset,
+        } => {
+            print_arch(family, depth, arch, width, shortcut, dataset)?;
+            Ok(())
+        }
         Command::Report { at, look } => {
             let experiment = load(&at.experiment)?;
             report(&experiment, &at, &look)
@@ -143,13 +205,60 @@ fn run(cli: Cli) -> Result<()> {
         Command::Worker {
             run_dir,
             data_dir,
+            device,
             keep_final_weights,
         } => {
-            runner::worker::run_worker(&run_dir, &data_dir, keep_final_weights)
+            runner::worker::run_worker(&run_dir, &data_dir, device, keep_final_weights)
                 .with_context(|| format!("training {}", run_dir.display()))?;
             Ok(())
         }
     }
+}
+
+fn print_arch(
+    family: ArchFamily,
+    depth: usize,
+    arch: ArchKind,
+    width: usize,
+    shortcut: ArchShortcut,
+    dataset: ArchDataset,
+) -> Result<()> {
+    let family = match family {
+        ArchFamily::Plain => models::Family::Plain,
+        ArchFamily::Residual => models::Family::Residual,
+    };
+    let [channels, side, _] = match dataset {
+        ArchDataset::Cifar10 => DatasetName::Cifar10,
+        ArchDataset::FashionMnist => DatasetName::FashionMnist,
+        ArchDataset::Mnist => DatasetName::Mnist,
+    }
+    .image_shape();
+    if width == 0 {
+        bail!("--width must be at least 1");
+    }
+    let architecture = match arch {
+        ArchKind::Cifar => models::Architecture::Cifar(models::CifarConfig {
+            family,
+            depth,
+            width,
+            in_channels: channels,
+            classes: 10,
+            shortcut: match shortcut {
+                ArchShortcut::A => models::ShortcutOption::A,
+                ArchShortcut::B => models::ShortcutOption::B,
+            },
+            zero_init_residual: false,
+        }),
+        ArchKind::Mlp => models::Architecture::Mlp(models::MlpConfig {
+            family,
+            depth,
+            width,
+            inputs: channels * side * side,
+            classes: 10,
+            zero_init_residual: false,
+        }),
+    };
+    print_lines(&architecture.summary(side)?.to_string())
 }
 
 fn load(path: &Path) -> Result<Experiment> {
@@ -160,24 +269,37 @@ fn plan(at: &Locations) -> Result<()> {
     let experiment = load(&at.experiment)?;
     let planned = runner::sweep::plan(&experiment, &at.results);
     let done = planned.iter().filter(|p| p.state.is_finished()).count();
-    println!(
+    print_lines(&format!(
         "{}: {} runs, {} finished, {} to train",
         experiment.name,
         planned.len(),
         done,
         planned.len() - done
-    );
-    for p in &planned {
-        println!(
-            "  {:<10} {:<9} depth {:>4}  seed {:>3}  {}",
-            p.state.label(),
-            p.config.family.as_str(),
-            p.config.depth,
-            p.config.seed,
-            p.dir.path.display()
-        );
+    ))?;
+    let lines: Vec<String> = planned
+        .iter()
+        .map(|p| {
+            format!(
+                "  {:<10} {:<9} depth {:>4}  seed {:>3}  {}",
+                p.state.label(),
+                p.config.family.as_str(),
+                p.config.depth,
+                p.config.seed,
+                p.dir.path.display()
+            )
+        })
+        .collect();
+    print_lines(&lines.join("\n"))
+}
+
+/// Prints to stdout; a closed pipe (`degrade plan | head`) ends the output quietly.
+fn print_lines(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 fn sweep(
@@ -186,8 +308,10 @@ fn sweep(
     jobs: Option<usize>,
     data_dir: Option<PathBuf>,
     offline: bool,
+    device: Option<ComputeDevice>,
 ) -> Result<()> {
     let experiment = load(&at.experiment)?;
+    let device = device.unwrap_or(experiment.device);
     // Bad report flags fail before any training, not after it.
     look.settings(&experiment)?;
     let planned = runner::sweep::plan(&experiment, &at.results);
@@ -197,7 +321,7 @@ fn sweep(
         bail!("--jobs must be at least 1");
     }
     eprintln!(
-        "{}: {} runs, {} already finished, {} to train with {} worker(s)",
+        "{}: {} runs, {} already finished, {} to train with {} worker(s) on {device}",
         experiment.name,
         planned.len(),
         planned.len() - todo,
@@ -207,6 +331,8 @@ fn sweep(
     let mut failed = Vec::new();
     let mut interrupted = Vec::new();
     if todo > 0 {
+        // A device that cannot be opened fails here, once, not in every worker.
+        runner::worker::open_device(device).context("--device (or the experiment's `device`)")?;
         let dataset = locate_dataset(&experiment, data_dir, offline)?;
         let worker_exe =
             std::env::current_exe().context("finding this program to start workers")?;
@@ -224,6 +350,7 @@ fn sweep(
                 data_dir: dataset,
                 worker: vec![worker_exe.into_os_string(), "worker".into()],
                 keep_final_weights: experiment.keep_final_weights,
+                device,
             },
             &interrupt,
         )?;
@@ -270,10 +397,8 @@ fn locate_dataset(
     let Some(first) = experiment.runs.first() else {
         bail!("{}: the experiment has no runs", experiment.path.display());
     };
-    let source = match first.dataset {
-        DatasetName::FashionMnist => &data::DatasetSource::FASHION_MNIST,
-        DatasetName::Mnist => &data::DatasetSource::MNIST,
-    };
+    let source = data::DatasetSource::named(first.dataset.as_str())
+        .with_context(|| format!("no source is known for dataset {}", first.dataset))?;
     let options = data::LocateOptions {
         cli_dir,
         yaml_dir: experiment.data_dir.clone(),

@@ -26,6 +26,25 @@ const SWEEP: &[&str] = &[
     "1",
 ];
 const REPORT: &[&str] = &["report", "exp.yaml"];
+const SWEEP_CIFAR: &[&str] = &[
+    "sweep",
+    "exp.yaml",
+    "--data-dir",
+    "cifar",
+    "--offline",
+    "--jobs",
+    "1",
+];
+
+fn cifar(ws: &Workspace) {
+    ws.write_experiment(&cifar_yaml("bad"));
+}
+
+fn edit_cifar(ws: &Workspace, from: &str, to: &str) {
+    let text = cifar_yaml("bad");
+    assert!(text.contains(from), "case edits a line that exists: {from}");
+    ws.write_experiment(&text.replace(from, to));
+}
 
 fn base(ws: &Workspace) {
     ws.write_experiment(&experiment_yaml("bad", "[4]", ""));
@@ -306,6 +325,67 @@ fn cases() -> Vec<Case> {
             },
             args: SWEEP,
             expect: &["checkpoint.safetensors"],
+        },
+        Case {
+            name: "conv depth that is not 6n + 2",
+            setup: |ws| edit_cifar(ws, "depths: [8]", "depths: [8, 21]"),
+            args: SWEEP_CIFAR,
+            expect: &["exp.yaml", "depths[1]", "6n + 2"],
+        },
+        Case {
+            name: "truncated CIFAR-10 batch",
+            setup: |ws| {
+                cifar(ws);
+                let path = ws.root.join("cifar").join("data_batch_3.bin");
+                let bytes = std::fs::read(&path).unwrap();
+                std::fs::write(&path, &bytes[..bytes.len() - 7]).unwrap();
+            },
+            args: SWEEP_CIFAR,
+            expect: &["data_batch_3.bin", "3073-byte records"],
+        },
+        Case {
+            name: "CIFAR-10 label out of range",
+            setup: |ws| {
+                cifar(ws);
+                let path = ws.root.join("cifar").join("test_batch.bin");
+                let mut bytes = std::fs::read(&path).unwrap();
+                bytes[0] = 10;
+                std::fs::write(&path, bytes).unwrap();
+            },
+            args: SWEEP_CIFAR,
+            expect: &["test_batch.bin", "label 10"],
+        },
+        Case {
+            name: "CIFAR-10 directory without the batches",
+            setup: cifar,
+            args: &["sweep", "exp.yaml", "--data-dir", "idx", "--offline"],
+            expect: &["--data-dir", "data_batch_1.bin"],
+        },
+        Case {
+            name: "validation split larger than the training file",
+            setup: |ws| edit_cifar(ws, "validation: 20", "validation: 120"),
+            args: SWEEP_CIFAR,
+            expect: &["dataset.validation", "120", "only 100 training images"],
+        },
+        Case {
+            name: "CUDA on a build without it",
+            setup: cifar,
+            args: &[
+                "sweep",
+                "exp.yaml",
+                "--data-dir",
+                "cifar",
+                "--offline",
+                "--device",
+                "cuda",
+            ],
+            expect: &["cuda:0", "--features cuda"],
+        },
+        Case {
+            name: "unknown device",
+            setup: cifar,
+            args: &["sweep", "exp.yaml", "--device", "tpu"],
+            expect: &["--device", "tpu"],
         },
         Case {
             name: "results directory is a file",

@@ -4,12 +4,18 @@
 //! `YAML -> run configs -> training -> Parquet -> report`: it knows nothing about
 //! tensors, files of results or charts.
 
+mod device;
 mod error;
 mod plan;
 mod run_config;
 mod spec;
 mod validate;
 
+pub use device::ComputeDevice;
 pub use error::ExperimentError;
 pub use plan::{load_experiment, parse_experiment, Experiment, ReportSettings};
-pub use run_config::{DatasetName, Family, ModelArch, RunConfig, Schedule, TrainConfig};
+pub use run_config::{
+    Augment, DatasetName, Family, ModelArch, Normalize, RunConfig, Schedule, Shortcut, TrainConfig,
+    Warmup, WARMUP_WINDOW,
+};
+pub use validate::depth_problem;

@@ -1,7 +1,8 @@
 //! Expansion of a validated experiment into the grid of runs it asks for.
 
+use crate::device::ComputeDevice;
 use crate::error::ExperimentError;
-use crate::run_config::{RunConfig, TrainConfig};
+use crate::run_config::{Family, ModelArch, RunConfig, Shortcut, TrainConfig};
 use crate::spec::ExperimentSpec;
 use crate::validate::validate;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,8 @@ pub struct Experiment {
     pub report: ReportSettings,
     /// Keep each finished run's final weights.
     pub keep_final_weights: bool,
+    /// Where to train, unless the command line says otherwise.
+    pub device: ComputeDevice,
 }
 
 /// How the report draws the curves; the command line can override each.
@@ -67,9 +70,11 @@ pub fn parse_experiment(path: &Path, text: &str) -> Result<Experiment, Experimen
         })?;
     validate(path, &spec)?;
 
-    let t = &spec.train;
+    let t = &spec.train.value;
     let train = TrainConfig {
-        epochs: t.epochs.value,
+        epochs: t.epochs.as_ref().map(|e| e.value),
+        iterations: t.iterations.as_ref().map(|i| i.value),
+        warmup: None,
         batch_size: t.batch_size.value,
         lr: t.lr.value,
         momentum: t.momentum.value,
@@ -77,19 +82,44 @@ pub fn parse_experiment(path: &Path, text: &str) -> Result<Experiment, Experimen
         schedule: t.schedule.value.clone(),
         max_loss: t.max_loss.as_ref().map(|m| m.value),
     };
+    let excluded: Vec<&str> = spec
+        .exclude
+        .as_ref()
+        .map(|e| e.value.iter().map(|r| r.value.as_str()).collect())
+        .unwrap_or_default();
     let mut runs = Vec::new();
     for family in &spec.families.value {
         for depth in &spec.depths.value {
+            if excluded.contains(&format!("{}-{}", family.value, depth.value).as_str()) {
+                continue;
+            }
+            // A warm-up limited to some depths is part of those runs' configs only.
+            let warmup = t.warmup.as_ref().and_then(|w| {
+                let applies = w
+                    .value
+                    .depths
+                    .as_ref()
+                    .is_none_or(|ds| ds.contains(&depth.value));
+                applies.then(|| w.value.warmup())
+            });
+            let train = TrainConfig {
+                warmup,
+                ..train.clone()
+            };
             for seed in &spec.seeds.value {
                 runs.push(RunConfig {
                     experiment: spec.name.value.clone(),
                     dataset: spec.dataset.name,
                     train_limit: spec.dataset.train_limit.as_ref().map(|l| l.value),
                     test_limit: spec.dataset.test_limit.as_ref().map(|l| l.value),
+                    validation: spec.dataset.validation.as_ref().map(|v| v.value),
+                    normalize: spec.dataset.normalize,
+                    augment: spec.dataset.augment.as_ref().map(|a| a.value),
                     arch: spec.model.arch,
                     family: family.value,
                     depth: depth.value,
                     width: spec.model.width.value,
+                    shortcut: shortcut(&spec, family.value),
                     zero_init_residual: spec.model.zero_init_residual,
                     seed: seed.value,
                     train: train.clone(),
@@ -113,6 +143,23 @@ pub fn parse_experiment(path: &Path, text: &str) -> Result<Experiment, Experimen
             })
             .unwrap_or_default(),
         keep_final_weights: spec.keep_final_weights,
+        device: match &spec.device {
+            // Checked by `validate`.
+            Some(d) => d.value.parse().unwrap_or_default(),
+            None => ComputeDevice::Cpu,
+        },
+    })
+}
+
+/// A residual CIFAR-style net's shortcut option, the paper's A unless the file says
+/// otherwise. None for plain nets (they have no shortcut: switching options must not
+/// retrain them) and for MLPs.
+fn shortcut(spec: &ExperimentSpec, family: Family) -> Option<Shortcut> {
+    (spec.model.arch == ModelArch::Cifar && family == Family::Residual).then(|| {
+        spec.model
+            .shortcut
+            .as_ref()
+            .map_or(Shortcut::A, |s| s.value)
     })
 }
 
@@ -344,6 +391,172 @@ train:
             assert!(msg.starts_with("exp.yaml:"), "{to}: {msg}");
             assert!(msg.contains(field), "{to}: expected {field} in {msg}");
         }
+    }
+
+    #[test]
+    fn the_paper_experiment_validates_and_plans_the_papers_runs() {
+        let text = include_str!("../../../experiments/cifar10-paper.yaml");
+        let e = parse(text).unwrap();
+        let runs: Vec<(Family, usize)> = e
+            .runs
+            .iter()
+            .filter(|r| r.seed == 0)
+            .map(|r| (r.family, r.depth))
+            .collect();
+        use Family::{Plain, Residual};
+        assert_eq!(
+            runs,
+            [
+                (Plain, 20),
+                (Plain, 32),
+                (Plain, 44),
+                (Plain, 56),
+                (Residual, 20),
+                (Residual, 32),
+                (Residual, 44),
+                (Residual, 56),
+                (Residual, 110)
+            ]
+        );
+        assert_eq!(e.runs.len(), 27);
+        for r in &e.runs {
+            assert_eq!(r.dataset, crate::DatasetName::Cifar10);
+            assert_eq!(r.validation, Some(5000));
+            assert_eq!(r.normalize, Some(crate::Normalize::PerPixelMean));
+            assert_eq!(r.augment, Some(crate::Augment { pad: 4, flip: true }));
+            assert_eq!(r.train.iterations, Some(64_000));
+            assert_eq!(r.train.epochs, None);
+            // 45000 images, batch 128: 352 iterations per epoch, 182 epochs started.
+            assert_eq!(r.planned_epochs(), 182);
+            assert!((r.lr_at(47_999, 352) - 0.01).abs() < 1e-12);
+            assert_eq!(r.train.warmup.is_some(), r.depth == 110, "{}", r.label());
+            let option = (r.family == Residual).then_some(crate::Shortcut::A);
+            assert_eq!(r.shortcut, option);
+        }
+    }
+
+    #[test]
+    fn the_conv_experiment_validates() {
+        let e = parse(include_str!("../../../experiments/fashion-conv.yaml")).unwrap();
+        assert!(e.runs.iter().all(|r| r.arch == crate::ModelArch::Cifar));
+        assert_eq!(e.device, ComputeDevice::Cpu);
+    }
+
+    const CONV: &str = "\
+name: conv
+dataset:
+  name: cifar10
+model:
+  arch: cifar
+  width: 16
+  zero_init_residual: false
+families: [plain, residual]
+depths: [20, 56]
+seeds: [0]
+train:
+  iterations: 1000
+  batch_size: 128
+  lr: 0.1
+  momentum: 0.9
+  weight_decay: 0.0001
+  schedule:
+    step: {milestones: [500, 750], gamma: 0.1}
+";
+
+    fn conv_error(from: &str, to: &str) -> String {
+        assert!(CONV.contains(from), "test edits a line that exists: {from}");
+        parse(&CONV.replace(from, to)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn conv_options_are_checked_with_their_field_named() {
+        let cases = [
+            ("depths: [20, 56]", "depths: [20, 21]", "`depths[1]`", "6n + 2"),
+            ("depths: [20, 56]", "depths: [2]", "`depths[0]`", "6n + 2"),
+            ("  iterations: 1000\n", "", "`train`", "train.epochs or train.iterations"),
+            ("  iterations: 1000\n", "  iterations: 1000\n  epochs: 3\n", "`train.iterations`", "not both"),
+            ("  iterations: 1000\n", "  iterations: 0\n", "`train.iterations`", "at least 1"),
+            ("[500, 750]", "[500, 1000]", "`train.schedule.step.milestones`", "iterations between 1 and 999"),
+            ("  name: cifar10\n", "  name: cifar10\n  validation: 50000\n", "`dataset.validation`", "leaving none"),
+            ("  name: cifar10\n", "  name: cifar10\n  validation: 0\n", "`dataset.validation`", "at least 1"),
+            ("  name: cifar10\n", "  name: cifar10\n  normalize: per-image\n", "normalize", "per-image"),
+            ("  name: cifar10\n", "  name: cifar10\n  augment: {pad: 4, rotate: true}\n", "", "rotate"),
+            ("  width: 16\n", "  width: 16\n  shortcut: c\n", "", "`c`"),
+            ("seeds: [0]", "seeds: [0]\ndevice: gpu", "`device`", "cpu, cuda or cuda:N"),
+            ("seeds: [0]", "seeds: [0]\nexclude: [plain-110]", "`exclude[0]`", "not a run of this grid"),
+            ("seeds: [0]", "seeds: [0]\nexclude: [plain56]", "`exclude[0]`", "family-depth"),
+            (
+                "  weight_decay: 0.0001\n",
+                "  weight_decay: 0.0001\n  warmup: {lr: 0.01}\n",
+                "`train.warmup`",
+                "exactly one end",
+            ),
+            (
+                "  weight_decay: 0.0001\n",
+                "  weight_decay: 0.0001\n  warmup: {lr: 0.01, until_train_error: 0.8, iterations: 400}\n",
+                "`train.warmup`",
+                "exactly one end",
+            ),
+            (
+                "  weight_decay: 0.0001\n",
+                "  weight_decay: 0.0001\n  warmup: {lr: -1, iterations: 400}\n",
+                "`train.warmup.lr`",
+                "positive",
+            ),
+            (
+                "  weight_decay: 0.0001\n",
+                "  weight_decay: 0.0001\n  warmup: {lr: 0.01, until_train_error: 80}\n",
+                "`train.warmup.until_train_error`",
+                "(0, 1]",
+            ),
+            (
+                "  weight_decay: 0.0001\n",
+                "  weight_decay: 0.0001\n  warmup: {lr: 0.01, iterations: 4, depths: [110]}\n",
+                "`train.warmup.depths`",
+                "depth 110 is not in `depths`",
+            ),
+        ];
+        for (from, to, field, why) in cases {
+            let msg = conv_error(from, to);
+            assert!(msg.starts_with("exp.yaml"), "{to}: {msg}");
+            assert!(
+                msg.contains(field) && msg.contains(why),
+                "{to}: expected {field} and {why:?} in {msg}"
+            );
+        }
+        // The MLP has no shortcut option.
+        let msg = error_for("  width: 16\n", "  width: 16\n  shortcut: a\n");
+        assert!(msg.contains("`model.shortcut`"), "{msg}");
+    }
+
+    #[test]
+    fn shortcut_options_and_warmup_depths_reach_only_the_runs_they_concern() {
+        let a = parse(CONV).unwrap();
+        let b = parse(&CONV.replace("  width: 16\n", "  width: 16\n  shortcut: b\n")).unwrap();
+        for (ra, rb) in a.runs.iter().zip(&b.runs) {
+            // Plain nets have no shortcut: switching the option does not retrain them.
+            assert_eq!(
+                ra.hash() == rb.hash(),
+                ra.family == Family::Plain,
+                "{}",
+                ra.label()
+            );
+        }
+        let warm = parse(&CONV.replace(
+            "  weight_decay: 0.0001\n",
+            "  weight_decay: 0.0001\n  warmup: {lr: 0.01, iterations: 40, depths: [56]}\n",
+        ))
+        .unwrap();
+        for (r, w) in a.runs.iter().zip(&warm.runs) {
+            assert_eq!(r.hash() == w.hash(), r.depth != 56, "{}", r.label());
+        }
+        let on_gpu = parse(&format!("{CONV}device: cuda:1\n")).unwrap();
+        assert_eq!(on_gpu.device, ComputeDevice::Cuda(1));
+        assert_eq!(
+            on_gpu.runs[0].hash(),
+            a.runs[0].hash(),
+            "the device is not in the hash"
+        );
     }
 
     #[test]

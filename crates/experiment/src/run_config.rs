@@ -33,6 +33,7 @@ impl fmt::Display for Family {
 pub enum DatasetName {
     FashionMnist,
     Mnist,
+    Cifar10,
 }
 
 impl DatasetName {
@@ -40,7 +41,30 @@ impl DatasetName {
         match self {
             DatasetName::FashionMnist => "fashion-mnist",
             DatasetName::Mnist => "mnist",
+            DatasetName::Cifar10 => "cifar10",
         }
+    }
+
+    /// (channels, rows, cols) of one image.
+    pub fn image_shape(self) -> [usize; 3] {
+        match self {
+            DatasetName::FashionMnist | DatasetName::Mnist => [1, 28, 28],
+            DatasetName::Cifar10 => [3, 32, 32],
+        }
+    }
+
+    /// Images in the training file (before any validation split or limit).
+    pub fn train_size(self) -> usize {
+        match self {
+            DatasetName::FashionMnist | DatasetName::Mnist => 60_000,
+            DatasetName::Cifar10 => 50_000,
+        }
+    }
+}
+
+impl fmt::Display for DatasetName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -49,17 +73,78 @@ impl DatasetName {
 pub enum ModelArch {
     /// Fully connected Linear-BN-ReLU layers on the flattened image.
     Mlp,
+    /// The paper's CIFAR-10 conv nets: depth 6n + 2, three stages of basic blocks.
+    Cifar,
 }
 
-/// Learning-rate schedule, evaluated per iteration.
+/// How a residual conv net's shortcut crosses a change of shape (the paper's options).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Shortcut {
+    /// Identity, subsampled and zero-padded: no parameters (the paper's CIFAR nets).
+    #[serde(rename = "a", alias = "A")]
+    A,
+    /// 1x1 strided conv + BN projection.
+    #[serde(rename = "b", alias = "B")]
+    B,
+}
+
+/// How pixels become network inputs. All start by scaling bytes to [0, 1]; the
+/// statistics come from the training images only (the validation split excluded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Normalize {
+    /// Subtract one mean and divide by one standard deviation over all pixels (the
+    /// default).
+    Global,
+    /// Subtract each channel's mean and divide by its standard deviation.
+    PerChannel,
+    /// Subtract the mean image, pixel by pixel and channel by channel (the paper).
+    PerPixelMean,
+}
+
+/// Training-time augmentation, drawn from the run's seed (test images are never
+/// augmented).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Augment {
+    /// Zero-pad each side by this many pixels, then crop a random window of the
+    /// original size (the paper: 4). 0: no cropping.
+    #[serde(default)]
+    pub pad: usize,
+    /// Flip horizontally with probability 1/2 (the paper: yes).
+    #[serde(default)]
+    pub flip: bool,
+}
+
+/// A lower learning rate at the start (the paper's ResNet-110: 0.01 until the training
+/// error is below 80 %, about 400 iterations), then the schedule's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Warmup {
+    pub lr: f64,
+    /// End the warm-up once the mean training error of the last `WARMUP_WINDOW`
+    /// mini-batches is below this fraction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_train_error: Option<f64>,
+    /// End the warm-up after this many iterations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<usize>,
+}
+
+/// Mini-batches whose mean training error decides when an error-based warm-up ends.
+pub const WARMUP_WINDOW: usize = 10;
+
+/// Learning-rate schedule, evaluated per iteration. Step milestones count in the unit of
+/// the run's length: epochs if `train.epochs` is given, iterations if `train.iterations` is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Schedule {
     Constant,
     /// Cosine annealing from the base lr to zero over all iterations.
     Cosine,
-    /// Multiply the lr by `gamma` at the start of each epoch in `milestones` (1-based
-    /// epoch numbers, like PyTorch's MultiStepLR stepped once per epoch).
+    /// Multiply the lr by `gamma` at each milestone: at the start of each listed epoch
+    /// (1-based, like PyTorch's MultiStepLR stepped once per epoch), or once the listed
+    /// number of iterations is done (the paper: 32000 and 48000).
     Step {
         milestones: Vec<usize>,
         gamma: f64,
@@ -68,7 +153,10 @@ pub enum Schedule {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
-    pub epochs: usize,
+    /// The run's length: exactly one of `epochs` and `iterations` is set. (An epochs
+    /// count serialises as before the field became optional, so old hashes hold.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<usize>,
     pub batch_size: usize,
     pub lr: f64,
     pub momentum: f64,
@@ -78,6 +166,37 @@ pub struct TrainConfig {
     /// the JSON when None, so configs from before this field keep their hashes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_loss: Option<f64>,
+    /// Length in optimiser steps instead of epochs (the paper: 64000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<Warmup>,
+}
+
+impl TrainConfig {
+    /// Optimiser steps in the whole run, for a training set cut into `per_epoch` batches.
+    pub fn total_iterations(&self, per_epoch: usize) -> usize {
+        match (self.iterations, self.epochs) {
+            (Some(iterations), _) => iterations,
+            (None, epochs) => epochs.unwrap_or(0) * per_epoch,
+        }
+    }
+
+    /// Epochs to start: an iteration-based run ends inside its last one.
+    pub fn epochs_to_run(&self, per_epoch: usize) -> usize {
+        match (self.iterations, self.epochs) {
+            (Some(iterations), _) => iterations.div_ceil(per_epoch.max(1)),
+            (None, epochs) => epochs.unwrap_or(0),
+        }
+    }
+
+    /// The length as written, for messages: "5 epochs" or "64000 iterations".
+    pub fn length_label(&self) -> String {
+        match (self.iterations, self.epochs) {
+            (Some(i), _) => format!("{i} iterations"),
+            (None, e) => format!("{} epochs", e.unwrap_or(0)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,10 +207,23 @@ pub struct RunConfig {
     pub train_limit: Option<usize>,
     /// Use only the first N test images (None: all of them).
     pub test_limit: Option<usize>,
+    /// Hold out the last N images of the training file as a validation set (before
+    /// `train_limit` applies to the rest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<usize>,
+    /// None: `Normalize::Global`, as before the option existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalize: Option<Normalize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub augment: Option<Augment>,
     pub arch: ModelArch,
     pub family: Family,
     pub depth: usize,
+    /// MLP: hidden width. CIFAR-style nets: filters of stage 1 (16 in the paper).
     pub width: usize,
+    /// CIFAR-style nets only (None for MLPs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shortcut: Option<Shortcut>,
     pub zero_init_residual: bool,
     pub seed: u64,
     pub train: TrainConfig,
@@ -117,6 +249,19 @@ impl RunConfig {
         )
     }
 
+    /// Epochs the run will start, with the dataset's standard size (for planning and
+    /// progress estimates; the trainer counts the batches it actually has).
+    pub fn planned_epochs(&self) -> usize {
+        let available = self
+            .dataset
+            .train_size()
+            .saturating_sub(self.validation.unwrap_or(0));
+        let n = self.train_limit.map_or(available, |l| l.min(available));
+        let bs = self.train.batch_size.max(1);
+        let per_epoch = n / bs + usize::from(n % bs >= 2);
+        self.train.epochs_to_run(per_epoch)
+    }
+
     /// Human label used in logs and progress lines.
     pub fn label(&self) -> String {
         format!("{}-{} seed {}", self.family, self.depth, self.seed)
@@ -128,13 +273,17 @@ impl RunConfig {
         match &t.schedule {
             Schedule::Constant => t.lr,
             Schedule::Cosine => {
-                let total = (t.epochs * iterations_per_epoch).max(1) as f64;
+                let total = t.total_iterations(iterations_per_epoch).max(1) as f64;
                 let progress = iteration as f64 / total;
                 0.5 * t.lr * (1.0 + (std::f64::consts::PI * progress).cos())
             }
             Schedule::Step { milestones, gamma } => {
-                let epoch = iteration / iterations_per_epoch.max(1) + 1;
-                let passed = milestones.iter().filter(|&&m| epoch >= m).count();
+                let passed = if t.iterations.is_some() {
+                    milestones.iter().filter(|&&m| iteration >= m).count()
+                } else {
+                    let epoch = iteration / iterations_per_epoch.max(1) + 1;
+                    milestones.iter().filter(|&&m| epoch >= m).count()
+                };
                 t.lr * gamma.powi(passed as i32)
             }
         }
@@ -151,20 +300,26 @@ mod tests {
             dataset: DatasetName::FashionMnist,
             train_limit: None,
             test_limit: None,
+            validation: None,
+            normalize: None,
+            augment: None,
             arch: ModelArch::Mlp,
             family: Family::Plain,
             depth: 4,
             width: 8,
+            shortcut: None,
             zero_init_residual: true,
             seed: 0,
             train: TrainConfig {
-                epochs: 4,
+                epochs: Some(4),
                 batch_size: 2,
                 lr: 0.1,
                 momentum: 0.9,
                 weight_decay: 0.0,
                 schedule,
                 max_loss: None,
+                iterations: None,
+                warmup: None,
             },
         }
     }
@@ -186,6 +341,41 @@ mod tests {
         assert!((c.lr_at(9, 10) - 0.1).abs() < 1e-12); // epoch 1
         assert!((c.lr_at(10, 10) - 0.01).abs() < 1e-12); // epoch 2
         assert!((c.lr_at(30, 10) - 0.001).abs() < 1e-12); // epoch 4
+    }
+
+    #[test]
+    fn iteration_milestones_drop_after_that_many_steps() {
+        let mut c = config(Schedule::Step {
+            milestones: vec![32_000, 48_000],
+            gamma: 0.1,
+        });
+        c.train.epochs = None;
+        c.train.iterations = Some(64_000);
+        // 352 batches per epoch (45k images, batch 128): milestones ignore epochs.
+        assert!((c.lr_at(31_999, 352) - 0.1).abs() < 1e-12);
+        assert!((c.lr_at(32_000, 352) - 0.01).abs() < 1e-12);
+        assert!((c.lr_at(48_000, 352) - 0.001).abs() < 1e-12);
+        assert_eq!(c.train.total_iterations(352), 64_000);
+        assert_eq!(c.train.epochs_to_run(352), 182);
+        let cosine = RunConfig {
+            train: TrainConfig {
+                schedule: Schedule::Cosine,
+                ..c.train.clone()
+            },
+            ..c
+        };
+        assert!((cosine.lr_at(32_000, 352) - 0.05).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_config_from_before_the_new_options_keeps_its_hash() {
+        // The JSON of an MLP run as version 0.1 wrote it (issue 2): the new optional
+        // fields must not change it, or every finished run would train again.
+        let old = r#"{"experiment":"t","dataset":"fashion-mnist","train_limit":null,"test_limit":null,"arch":"mlp","family":"plain","depth":4,"width":8,"zero_init_residual":true,"seed":0,"train":{"epochs":4,"batch_size":2,"lr":0.1,"momentum":0.9,"weight_decay":0.0,"schedule":"cosine"}}"#;
+        let c = config(Schedule::Cosine);
+        assert_eq!(serde_json::to_string(&c).unwrap(), old);
+        let parsed: RunConfig = serde_json::from_str(old).unwrap();
+        assert_eq!(parsed, c);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The experiment file as the user writes it. Fields that the validator checks carry
 //! their YAML location (`Spanned`), so an impossible value is reported at its line.
 
-use crate::run_config::{DatasetName, Family, ModelArch, Schedule};
+use crate::run_config::{
+    Augment, DatasetName, Family, ModelArch, Normalize, Schedule, Shortcut, Warmup,
+};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use std::path::PathBuf;
@@ -15,7 +17,10 @@ pub(crate) struct ExperimentSpec {
     pub families: Spanned<Vec<Spanned<Family>>>,
     pub depths: Spanned<Vec<Spanned<usize>>>,
     pub seeds: Spanned<Vec<Spanned<u64>>>,
-    pub train: TrainSpec,
+    /// Runs of the grid not to train, as `family-depth` (e.g. `plain-110`).
+    #[serde(default)]
+    pub exclude: Option<Spanned<Vec<Spanned<String>>>>,
+    pub train: Spanned<TrainSpec>,
     /// Keep each finished run's final weights (`final.safetensors`); not part of any
     /// run's hash, since it does not change the numbers.
     #[serde(default)]
@@ -23,6 +28,10 @@ pub(crate) struct ExperimentSpec {
     /// How the report draws this experiment (never part of a run's hash).
     #[serde(default)]
     pub report: Option<ReportSpec>,
+    /// `cpu` (the default), `cuda` or `cuda:N`; the command line's `--device` wins. Not
+    /// part of a run's hash: the same run on another device is the same experiment.
+    #[serde(default)]
+    pub device: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -49,6 +58,13 @@ pub(crate) struct DatasetSpec {
     pub train_limit: Option<Spanned<usize>>,
     #[serde(default)]
     pub test_limit: Option<Spanned<usize>>,
+    /// Hold out the last N training images for validation (the paper: 5000).
+    #[serde(default)]
+    pub validation: Option<Spanned<usize>>,
+    #[serde(default)]
+    pub normalize: Option<Normalize>,
+    #[serde(default)]
+    pub augment: Option<Spanned<Augment>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -56,6 +72,9 @@ pub(crate) struct DatasetSpec {
 pub(crate) struct ModelSpec {
     pub arch: ModelArch,
     pub width: Spanned<usize>,
+    /// CIFAR-style residual nets: `a` (the paper's, the default) or `b`.
+    #[serde(default)]
+    pub shortcut: Option<Spanned<Shortcut>>,
     /// Start each residual block's last BN gamma at zero, so every block begins as the
     /// identity (Goyal et al. 2017). Plain nets ignore it.
     pub zero_init_residual: bool,
@@ -64,7 +83,11 @@ pub(crate) struct ModelSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TrainSpec {
-    pub epochs: Spanned<usize>,
+    /// The length: `epochs` or `iterations`, exactly one.
+    #[serde(default)]
+    pub epochs: Option<Spanned<usize>>,
+    #[serde(default)]
+    pub iterations: Option<Spanned<usize>>,
     pub batch_size: Spanned<usize>,
     pub lr: Spanned<f64>,
     pub momentum: Spanned<f64>,
@@ -73,4 +96,30 @@ pub(crate) struct TrainSpec {
     /// A training loss above this marks the run diverged (default 1000).
     #[serde(default)]
     pub max_loss: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub warmup: Option<Spanned<WarmupSpec>>,
+}
+
+/// `train.warmup` as written: the warm-up, and the depths it applies to.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WarmupSpec {
+    pub lr: f64,
+    #[serde(default)]
+    pub until_train_error: Option<f64>,
+    #[serde(default)]
+    pub iterations: Option<usize>,
+    /// Only runs of these depths warm up (the paper: 110); default all.
+    #[serde(default)]
+    pub depths: Option<Vec<usize>>,
+}
+
+impl WarmupSpec {
+    pub fn warmup(&self) -> Warmup {
+        Warmup {
+            lr: self.lr,
+            until_train_error: self.until_train_error,
+            iterations: self.iterations,
+        }
+    }
 }

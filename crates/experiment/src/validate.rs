@@ -1,5 +1,6 @@
 //! Checks that the parser cannot make: values that are well-typed but impossible.
 
+use crate::device::ComputeDevice;
 use crate::error::ExperimentError;
 use crate::plan::ReportSettings;
 use crate::run_config::{ModelArch, Schedule};
@@ -17,6 +18,11 @@ pub fn depth_problem(arch: ModelArch, depth: usize) -> Option<String> {
         ModelArch::Mlp if depth < 4 || !depth.is_multiple_of(2) => Some(format!(
             "depth {depth} is not possible for an MLP: it has an input layer, blocks of 2 \
              layers and a classifier, so depth = 2 + 2 * blocks (4, 6, 8, ...)"
+        )),
+        ModelArch::Cifar if depth < 8 || !(depth - 2).is_multiple_of(6) => Some(format!(
+            "depth {depth} is not possible for a CIFAR-style net: a first conv, three stages \
+             of n blocks of 2 convs and a classifier make depth = 6n + 2 (8, 14, 20, 26, 32, \
+             38, 44, 50, 56, ..., 110)"
         )),
         _ => None,
     }
@@ -60,6 +66,33 @@ pub(crate) fn validate(path: &Path, spec: &ExperimentSpec) -> Result<(), Experim
         }
     }
 
+    if let Some(exclude) = &spec.exclude {
+        let grid: HashSet<String> = spec
+            .families
+            .value
+            .iter()
+            .flat_map(|f| {
+                spec.depths
+                    .value
+                    .iter()
+                    .map(move |d| format!("{}-{}", f.value, d.value))
+            })
+            .collect();
+        for (i, run) in exclude.value.iter().enumerate() {
+            if !grid.contains(&run.value) {
+                return fail(
+                    &run.referenced,
+                    &format!("exclude[{i}]"),
+                    format!(
+                        "{:?} is not a run of this grid: write family-depth, e.g. plain-{}",
+                        run.value,
+                        spec.depths.value.last().map_or(0, |d| d.value)
+                    ),
+                );
+            }
+        }
+    }
+
     let positive = |v: &Spanned<usize>, field: &str| {
         if v.value == 0 {
             fail(&v.referenced, field, "must be at least 1".into())
@@ -68,18 +101,106 @@ pub(crate) fn validate(path: &Path, spec: &ExperimentSpec) -> Result<(), Experim
         }
     };
     positive(&spec.model.width, "model.width")?;
-    positive(&spec.train.epochs, "train.epochs")?;
-    positive(&spec.train.batch_size, "train.batch_size")?;
+    let t = &spec.train.value;
+    match (&t.epochs, &t.iterations) {
+        (Some(_), Some(i)) => {
+            return fail(
+                &i.referenced,
+                "train.iterations",
+                "give the length once: train.epochs or train.iterations, not both".into(),
+            )
+        }
+        (None, None) => {
+            return fail(
+                &spec.train.referenced,
+                "train",
+                "missing the length: add train.epochs or train.iterations".into(),
+            )
+        }
+        (Some(n), None) => positive(n, "train.epochs")?,
+        (None, Some(n)) => positive(n, "train.iterations")?,
+    }
+    positive(&t.batch_size, "train.batch_size")?;
     for (limit, field) in [
         (&spec.dataset.train_limit, "dataset.train_limit"),
         (&spec.dataset.test_limit, "dataset.test_limit"),
+        (&spec.dataset.validation, "dataset.validation"),
     ] {
         if let Some(limit) = limit {
             positive(limit, field)?;
         }
     }
+    if let Some(v) = &spec.dataset.validation {
+        let size = spec.dataset.name.train_size();
+        if v.value >= size {
+            return fail(
+                &v.referenced,
+                "dataset.validation",
+                format!(
+                    "holds out {} of the {size} training images of {}, leaving none to train on",
+                    v.value, spec.dataset.name
+                ),
+            );
+        }
+    }
+    if let Some(shortcut) = &spec.model.shortcut {
+        if spec.model.arch != ModelArch::Cifar {
+            return fail(
+                &shortcut.referenced,
+                "model.shortcut",
+                "only CIFAR-style nets (arch: cifar) change shape between blocks; an MLP's \
+                 shortcuts are always the identity"
+                    .into(),
+            );
+        }
+    }
+    if let Some(device) = &spec.device {
+        if let Err(why) = device.value.parse::<ComputeDevice>() {
+            return fail(&device.referenced, "device", why);
+        }
+    }
+    if let Some(w) = &t.warmup {
+        let at = &w.referenced;
+        if let Some(depths) = &w.value.depths {
+            let known: HashSet<usize> = spec.depths.value.iter().map(|d| d.value).collect();
+            if let Some(d) = depths.iter().find(|d| !known.contains(d)) {
+                return fail(
+                    at,
+                    "train.warmup.depths",
+                    format!("depth {d} is not in `depths`"),
+                );
+            }
+        }
+        let w = &w.value.warmup();
+        if !(w.lr.is_finite() && w.lr > 0.0) {
+            return fail(
+                at,
+                "train.warmup.lr",
+                format!("must be a positive number, got {}", w.lr),
+            );
+        }
+        match (w.until_train_error, w.iterations) {
+            (Some(e), None) if !(e > 0.0 && e <= 1.0) => {
+                return fail(
+                    at,
+                    "train.warmup.until_train_error",
+                    format!("must be a fraction in (0, 1], got {e}"),
+                )
+            }
+            (None, Some(0)) => {
+                return fail(at, "train.warmup.iterations", "must be at least 1".into())
+            }
+            (Some(_), None) | (None, Some(_)) => {}
+            _ => {
+                return fail(
+                    at,
+                    "train.warmup",
+                    "give exactly one end: until_train_error (the paper: 0.8) or iterations".into(),
+                )
+            }
+        }
+    }
 
-    let t = &spec.train;
     if !(t.lr.value.is_finite() && t.lr.value > 0.0) {
         return fail(
             &t.lr.referenced,
@@ -135,16 +256,23 @@ pub(crate) fn validate(path: &Path, spec: &ExperimentSpec) -> Result<(), Experim
                 format!("must be in (0, 1], got {gamma}"),
             );
         }
+        // Epoch milestones are 1-based epochs (a drop at epoch 1 is a lower lr);
+        // iteration milestones count the steps done before the drop.
+        let (unit, lowest, highest) = match (&t.epochs, &t.iterations) {
+            (_, Some(i)) => ("iterations", 1, i.value.saturating_sub(1)),
+            (Some(e), None) => ("epochs", 2, e.value),
+            (None, None) => unreachable!("checked above"),
+        };
         let increasing = milestones.windows(2).all(|w| w[0] < w[1]);
-        let in_range = milestones.iter().all(|&m| m >= 2 && m <= t.epochs.value);
+        let in_range = milestones.iter().all(|&m| m >= lowest && m <= highest);
         if milestones.is_empty() || !increasing || !in_range {
             return fail(
                 at,
                 "train.schedule.step.milestones",
                 format!(
-                    "must be a non-empty, increasing list of epochs between 2 and train.epochs \
-                     ({}), got {milestones:?}",
-                    t.epochs.value
+                    "must be a non-empty, increasing list of {unit} between {lowest} and \
+                     {highest} (milestones count in the unit of the run's length, \
+                     train.{unit}), got {milestones:?}"
                 ),
             );
         }

@@ -123,6 +123,9 @@ mod tests {
             test_loss: 1.0,
             lr: 0.1,
             wall_s: 10.0 * f64::from(epoch),
+            iteration: Some(u64::from(epoch) * 100),
+            val_error: None,
+            val_loss: None,
         }
     }
 

@@ -175,7 +175,7 @@ fn panels(
     let depths = depths_of(runs);
     let max_epoch = runs
         .iter()
-        .map(|r| r.config.train.epochs)
+        .map(|r| r.config.planned_epochs())
         .max()
         .unwrap_or(1) as f64;
     families_of(runs)
@@ -290,7 +290,7 @@ fn run_rows(runs: &[RunRecord], out_dir: &Path) -> Vec<RunRow> {
             RunRow {
                 label: r.config.label(),
                 state: r.state.label().to_string(),
-                epochs: format!("{}/{}", r.rows.len(), r.config.train.epochs),
+                epochs: format!("{}/{}", r.rows.len(), r.config.planned_epochs()),
                 train_error: last.map(|l| pct(l.train_error)).unwrap_or_default(),
                 test_error: last.map(|l| pct(l.test_error)).unwrap_or_default(),
                 wall_s: r

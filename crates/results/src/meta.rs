@@ -25,6 +25,9 @@ pub struct RunMeta {
     pub host: String,
     pub cpu: String,
     pub threads: usize,
+    /// `cpu` or `cuda:N` (absent in runs from before the option existed: all CPU).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
     /// Versions of this tool and of the crates that compute the numbers.
     pub versions: BTreeMap<String, String>,
     /// Where the dataset was found.

@@ -27,9 +27,16 @@ pub struct MetricRow {
     pub lr: f64,
     /// Seconds since the run started, at the end of this epoch (evaluation included).
     pub wall_s: f64,
+    /// Optimiser steps done at the end of this epoch (the paper's x axis). None in files
+    /// written before the column existed.
+    pub iteration: Option<u64>,
+    /// On the validation split held out of the training file, BatchNorm in evaluation
+    /// mode; None when the run has no validation split.
+    pub val_error: Option<f64>,
+    pub val_loss: Option<f64>,
 }
 
-pub const METRIC_COLUMNS: [&str; 12] = [
+pub const METRIC_COLUMNS: [&str; 15] = [
     "experiment",
     "family",
     "depth",
@@ -42,7 +49,13 @@ pub const METRIC_COLUMNS: [&str; 12] = [
     "test_loss",
     "lr",
     "wall_s",
+    "iteration",
+    "val_error",
+    "val_loss",
 ];
+
+/// Columns a reader does without: files from before they existed lack them.
+const OPTIONAL_COLUMNS: [&str; 3] = ["iteration", "val_error", "val_loss"];
 
 /// The rows as a polars frame with the `METRIC_COLUMNS`.
 pub fn metrics_frame(rows: &[MetricRow]) -> PolarsResult<DataFrame> {
@@ -61,6 +74,9 @@ pub fn metrics_frame(rows: &[MetricRow]) -> PolarsResult<DataFrame> {
         "test_loss" => floats(|r| r.test_loss),
         "lr" => floats(|r| r.lr),
         "wall_s" => floats(|r| r.wall_s),
+        "iteration" => rows.iter().map(|r| r.iteration).collect::<Vec<Option<u64>>>(),
+        "val_error" => rows.iter().map(|r| r.val_error).collect::<Vec<Option<f64>>>(),
+        "val_loss" => rows.iter().map(|r| r.val_loss).collect::<Vec<Option<f64>>>(),
     )
 }
 
@@ -117,6 +133,22 @@ fn from_frame(df: &DataFrame) -> PolarsResult<Vec<MetricRow>> {
     let (train_error, train_loss) = (f("train_error")?, f("train_loss")?);
     let (test_error, test_loss, lr, wall_s) =
         (f("test_error")?, f("test_loss")?, f("lr")?, f("wall_s")?);
+    let has = |name: &str| df.get_column_names().iter().any(|c| c.as_str() == name);
+    debug_assert!(OPTIONAL_COLUMNS.iter().all(|c| METRIC_COLUMNS.contains(c)));
+    let optional_f = |name: &str| -> PolarsResult<Vec<Option<f64>>> {
+        if !has(name) {
+            return Ok(vec![None; df.height()]);
+        }
+        let col = df.column(name)?.cast(&DataType::Float64)?;
+        Ok(col.f64()?.iter().collect())
+    };
+    let iteration: Vec<Option<u64>> = if has("iteration") {
+        let col = df.column("iteration")?.cast(&DataType::UInt64)?;
+        col.u64()?.iter().collect()
+    } else {
+        vec![None; df.height()]
+    };
+    let (val_error, val_loss) = (optional_f("val_error")?, optional_f("val_loss")?);
     Ok((0..df.height())
         .map(|i| MetricRow {
             experiment: experiment[i].clone(),
@@ -131,6 +163,9 @@ fn from_frame(df: &DataFrame) -> PolarsResult<Vec<MetricRow>> {
             test_loss: test_loss[i],
             lr: lr[i],
             wall_s: wall_s[i],
+            iteration: iteration[i],
+            val_error: val_error[i],
+            val_loss: val_loss[i],
         })
         .collect())
 }
@@ -153,7 +188,27 @@ mod tests {
             test_loss: 0.8,
             lr: 0.1,
             wall_s: 1.5 * f64::from(epoch),
+            iteration: Some(u64::from(epoch) * 10),
+            val_error: (epoch > 1).then_some(0.2),
+            val_loss: None,
         }
+    }
+
+    #[test]
+    fn files_from_before_the_optional_columns_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.parquet");
+        let mut frame = metrics_frame(&[row(1)]).unwrap();
+        for c in OPTIONAL_COLUMNS {
+            frame = frame.drop(c).unwrap();
+        }
+        let mut bytes = Vec::new();
+        ParquetWriter::new(&mut bytes).finish(&mut frame).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        let read = read_metrics(&path).unwrap();
+        assert_eq!(read[0].iteration, None);
+        assert_eq!(read[0].val_error, None);
+        assert_eq!(read[0].train_error, 0.25);
     }
 
     #[test]

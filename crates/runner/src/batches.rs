@@ -1,15 +1,19 @@
-//! Images as normalised f32 rows, and the seeded order in which they are fed.
+//! Images as normalised f32 tensors, and the seeded order in which they are fed.
 
+use crate::augment::augment_in_place;
 use candle_core::{Device, Result, Tensor};
 use data::ImageSet;
+use experiment::{Augment, Normalize};
 use models::rng::SeededRng;
 
-/// A dataset in memory as f32 rows (one flattened image per row) and u32 labels.
+/// A dataset in memory: normalised f32 pixels, one image after another in
+/// (channels, rows, cols) order, and u32 labels.
 #[derive(Debug, Clone)]
 pub struct Rows {
     pub features: Vec<f32>,
     pub labels: Vec<u32>,
-    pub dim: usize,
+    /// (channels, rows, cols) of one image.
+    pub shape: [usize; 3],
 }
 
 impl Rows {
@@ -21,23 +25,108 @@ impl Rows {
         self.labels.is_empty()
     }
 
-    /// The rows at `indices`, as a (batch, dim) tensor and a (batch,) label tensor.
-    pub fn batch(&self, indices: &[usize], device: &Device) -> Result<(Tensor, Tensor)> {
-        let mut xs = Vec::with_capacity(indices.len() * self.dim);
+    /// Scalars per image.
+    pub fn dim(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// The images at `indices` as a (batch, channels, rows, cols) tensor and a (batch,)
+    /// label tensor; with `augment`, each image is randomly cropped and flipped first.
+    pub fn batch(
+        &self,
+        indices: &[usize],
+        device: &Device,
+        augment: Option<(&Augment, &mut SeededRng)>,
+    ) -> Result<(Tensor, Tensor)> {
+        let dim = self.dim();
+        let mut xs = Vec::with_capacity(indices.len() * dim);
         for &i in indices {
-            xs.extend_from_slice(&self.features[i * self.dim..(i + 1) * self.dim]);
+            xs.extend_from_slice(&self.features[i * dim..(i + 1) * dim]);
+        }
+        if let Some((augment, rng)) = augment {
+            augment_in_place(&mut xs, self.shape, augment, rng);
         }
         let ys: Vec<u32> = indices.iter().map(|&i| self.labels[i]).collect();
+        let [c, h, w] = self.shape;
         Ok((
-            Tensor::from_vec(xs, (indices.len(), self.dim), device)?,
+            Tensor::from_vec(xs, (indices.len(), c, h, w), device)?,
             Tensor::from_vec(ys, indices.len(), device)?,
         ))
     }
 }
 
-/// Scales pixels to [0, 1], then standardises with the training set's mean and standard
-/// deviation (one scalar each: the images are greyscale).
-pub fn normalise(train: &ImageSet, test: &ImageSet) -> (Rows, Rows) {
+/// Per-position statistics to subtract and divide by, one entry per scalar of an image.
+struct Standardiser {
+    mean: Vec<f64>,
+    std: Vec<f64>,
+}
+
+impl Standardiser {
+    /// Statistics of `train` (pixels scaled to [0, 1]) for a normalisation mode.
+    fn fit(train: &ImageSet, mode: Normalize) -> Self {
+        let dim = train.pixels_per_image();
+        let plane = train.rows * train.cols;
+        let n = train.len.max(1) as f64;
+        // Sum and sum of squares per scalar position.
+        let mut sum = vec![0f64; dim];
+        let mut sq = vec![0f64; dim];
+        for image in train.images.chunks_exact(dim.max(1)) {
+            for (j, &p) in image.iter().enumerate() {
+                let x = f64::from(p) / 255.0;
+                sum[j] += x;
+                sq[j] += x * x;
+            }
+        }
+        // Pools the per-position sums over groups of positions (all, or per channel).
+        let pooled = |groups: usize| -> (Vec<f64>, Vec<f64>) {
+            let per = dim / groups.max(1);
+            let mut mean = Vec::with_capacity(dim);
+            let mut std = Vec::with_capacity(dim);
+            for g in 0..groups {
+                let count = n * per as f64;
+                let s: f64 = sum[g * per..(g + 1) * per].iter().sum();
+                let q: f64 = sq[g * per..(g + 1) * per].iter().sum();
+                let m = s / count.max(1.0);
+                let v = (q / count.max(1.0) - m * m).max(0.0);
+                mean.extend(std::iter::repeat_n(m, per));
+                std.extend(std::iter::repeat_n(v.sqrt().max(1e-6), per));
+            }
+            (mean, std)
+        };
+        let (mean, std) = match mode {
+            Normalize::Global => {
+                let (m, s) = global_moments(train);
+                (vec![m; dim], vec![s; dim])
+            }
+            Normalize::PerChannel => pooled(dim / plane.max(1)),
+            Normalize::PerPixelMean => (sum.iter().map(|s| s / n).collect(), vec![1.0; dim]),
+        };
+        Standardiser { mean, std }
+    }
+
+    fn apply(&self, set: &ImageSet) -> Rows {
+        debug_assert_eq!(set.pixels_per_image(), self.mean.len());
+        let dim = set.pixels_per_image();
+        let features = set
+            .images
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| {
+                let j = i % dim;
+                ((f64::from(p) / 255.0 - self.mean[j]) / self.std[j]) as f32
+            })
+            .collect();
+        Rows {
+            features,
+            labels: set.labels.iter().map(|&l| u32::from(l)).collect(),
+            shape: [set.channels, set.rows, set.cols],
+        }
+    }
+}
+
+/// One mean and standard deviation over every pixel, two passes in pixel order: exactly
+/// the numbers of the first version, so runs it left unfinished resume on the same input.
+fn global_moments(train: &ImageSet) -> (f64, f64) {
     let n = train.images.len().max(1) as f64;
     let mean = train
         .images
@@ -51,17 +140,22 @@ pub fn normalise(train: &ImageSet, test: &ImageSet) -> (Rows, Rows) {
         .map(|&p| (f64::from(p) / 255.0 - mean).powi(2))
         .sum::<f64>()
         / n;
-    let std = var.sqrt().max(1e-6);
-    let rows = |set: &ImageSet| Rows {
-        features: set
-            .images
-            .iter()
-            .map(|&p| ((f64::from(p) / 255.0 - mean) / std) as f32)
-            .collect(),
-        labels: set.labels.iter().map(|&l| u32::from(l)).collect(),
-        dim: set.pixels_per_image(),
-    };
-    (rows(train), rows(test))
+    (mean, var.sqrt().max(1e-6))
+}
+
+/// Scales pixels to [0, 1], then normalises `train` and every set in `others` with
+/// statistics of `train` alone (None: `Normalize::Global`, one mean and one standard
+/// deviation over all pixels, the behaviour before the option existed).
+pub fn normalise(
+    train: &ImageSet,
+    others: &[&ImageSet],
+    mode: Option<Normalize>,
+) -> (Rows, Vec<Rows>) {
+    let standardiser = Standardiser::fit(train, mode.unwrap_or(Normalize::Global));
+    (
+        standardiser.apply(train),
+        others.iter().map(|s| standardiser.apply(s)).collect(),
+    )
 }
 
 /// Mini-batches of one epoch: a seeded permutation of `0..n`, cut into `batch_size`
@@ -100,28 +194,64 @@ mod tests {
         assert_eq!(batches_per_epoch(10, 4), 3);
     }
 
-    #[test]
-    fn normalised_training_pixels_have_zero_mean_unit_std() {
-        let set = ImageSet {
+    fn two_images() -> ImageSet {
+        ImageSet {
             images: vec![0, 255, 128, 64, 10, 200, 30, 90],
             labels: vec![1, 2],
             len: 2,
+            channels: 1,
             rows: 2,
             cols: 2,
-        };
-        let (train, test) = normalise(&set, &set);
-        let n = train.features.len() as f32;
-        let mean = train.features.iter().sum::<f32>() / n;
-        let var = train
-            .features
-            .iter()
-            .map(|x| (x - mean).powi(2))
-            .sum::<f32>()
-            / n;
+        }
+    }
+
+    fn moments(xs: &[f32]) -> (f32, f32) {
+        let n = xs.len() as f32;
+        let mean = xs.iter().sum::<f32>() / n;
+        (mean, xs.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / n)
+    }
+
+    #[test]
+    fn normalised_training_pixels_have_zero_mean_unit_std() {
+        let set = two_images();
+        let (train, test) = normalise(&set, &[&set], None);
+        let (mean, var) = moments(&train.features);
         assert!(mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-4);
-        assert_eq!(test.labels, vec![1, 2]);
-        let (xs, ys) = train.batch(&[1], &Device::Cpu).unwrap();
-        assert_eq!(xs.dims(), &[1, 4]);
+        assert_eq!(test[0].labels, vec![1, 2]);
+        let (xs, ys) = train.batch(&[1], &Device::Cpu, None).unwrap();
+        assert_eq!(xs.dims(), &[1, 1, 2, 2]);
         assert_eq!(ys.to_vec1::<u32>().unwrap(), vec![2]);
+    }
+
+    #[test]
+    fn per_channel_and_per_pixel_modes_match_a_direct_computation() {
+        // Two 2-channel 1x2 images: channel 0 holds 0/255s, channel 1 mid greys.
+        let set = ImageSet {
+            images: vec![0, 255, 100, 110, 255, 255, 120, 130],
+            labels: vec![0, 1],
+            len: 2,
+            channels: 2,
+            rows: 1,
+            cols: 2,
+        };
+        let (train, _) = normalise(&set, &[], Some(Normalize::PerChannel));
+        for c in 0..2 {
+            let channel: Vec<f32> = train
+                .features
+                .chunks(4)
+                .flat_map(|img| img[c * 2..c * 2 + 2].to_vec())
+                .collect();
+            let (mean, var) = moments(&channel);
+            assert!(mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-4, "channel {c}");
+        }
+        let (train, _) = normalise(&set, &[], Some(Normalize::PerPixelMean));
+        // Each position minus its mean over the two images, in [0, 1] units, unscaled.
+        let expected: Vec<f32> = [-127.5f32, 0.0, -10.0, -10.0, 127.5, 0.0, 10.0, 10.0]
+            .iter()
+            .map(|v| v / 255.0)
+            .collect();
+        for (a, b) in train.features.iter().zip(&expected) {
+            assert!((a - b).abs() < 1e-6, "{:?} vs {expected:?}", train.features);
+        }
     }
 }

@@ -10,6 +10,7 @@ use std::path::Path;
 const MODEL: &str = "model/";
 const MOMENTUM: &str = "momentum/";
 const PROGRESS: &str = "progress";
+const WARMUP: &str = "warmup";
 
 #[derive(Debug, Clone)]
 pub struct Checkpoint {
@@ -19,6 +20,9 @@ pub struct Checkpoint {
     pub iteration: usize,
     pub model: HashMap<String, Tensor>,
     pub momentum: HashMap<String, Tensor>,
+    /// The learning-rate warm-up's state (`WarmupState::to_record`); empty in
+    /// checkpoints of runs without one, and in those written before it existed.
+    pub warmup: Vec<f64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +48,11 @@ impl Checkpoint {
         let progress = Tensor::new(&[self.epoch as i64, self.iteration as i64], &Device::Cpu)
             .map_err(|e| fail(e.to_string()))?;
         all.insert(PROGRESS.to_string(), progress);
+        if !self.warmup.is_empty() {
+            let warmup = Tensor::new(self.warmup.as_slice(), &Device::Cpu)
+                .map_err(|e| fail(e.to_string()))?;
+            all.insert(WARMUP.to_string(), warmup);
+        }
         let file_name = path
             .file_name()
             .map(|n| n.to_string_lossy())
@@ -94,6 +103,13 @@ impl Checkpoint {
             iteration: iteration as usize,
             model: strip(MODEL),
             momentum: strip(MOMENTUM),
+            warmup: match all.get(WARMUP) {
+                Some(t) => t
+                    .to_dtype(DType::F64)
+                    .and_then(|t| t.to_vec1::<f64>())
+                    .map_err(|e| fail(format!("warm-up record: {e}")))?,
+                None => Vec::new(),
+            },
         })
     }
 }
@@ -112,10 +128,12 @@ mod tests {
             iteration: 120,
             model: HashMap::from([("a.weight".to_string(), t.clone())]),
             momentum: HashMap::from([("a.weight".to_string(), (&t * 2.0).unwrap())]),
+            warmup: vec![-1.0, 0.9, 0.85],
         };
         ckpt.save(&path).unwrap();
         let back = Checkpoint::load(&path).unwrap();
         assert_eq!((back.epoch, back.iteration), (3, 120));
+        assert_eq!(back.warmup, vec![-1.0, 0.9, 0.85]);
         assert_eq!(
             back.model["a.weight"].to_vec1::<f32>().unwrap(),
             vec![1.5, -2.0]

@@ -2,6 +2,7 @@
 //! and the sweep that trains every missing run of an experiment (`sweep`).
 //! The trainer never draws; it writes Parquet and metadata through `results`.
 
+pub mod augment;
 pub mod batches;
 pub mod checkpoint;
 mod error;
@@ -10,6 +11,7 @@ pub mod provenance;
 pub mod sgd;
 pub mod sweep;
 pub mod train;
+pub mod warmup;
 pub mod worker;
 
 pub use error::TrainError;

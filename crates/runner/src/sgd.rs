@@ -46,7 +46,7 @@ impl Sgd {
     pub fn restore_buffers(&mut self, saved: &HashMap<String, Tensor>) -> Result<()> {
         for ((name, var), buffer) in self.params.iter().zip(self.buffers.iter_mut()) {
             *buffer = match saved.get(name) {
-                Some(b) if b.shape() == var.shape() => Some(b.clone()),
+                Some(b) if b.shape() == var.shape() => Some(b.to_device(var.device())?),
                 Some(b) => candle_core::bail!(
                     "momentum buffer {name} has shape {:?}, the parameter {:?}",
                     b.shape(),

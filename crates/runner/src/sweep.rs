@@ -4,7 +4,7 @@
 use crate::error::TrainError;
 use crate::progress::SweepProgress;
 use crate::worker::WorkerEvent;
-use experiment::{Experiment, RunConfig};
+use experiment::{ComputeDevice, Experiment, RunConfig};
 use results::{RunDir, RunStatus};
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
@@ -21,10 +21,12 @@ pub struct SweepOptions {
     pub results_root: PathBuf,
     pub jobs: usize,
     pub data_dir: PathBuf,
-    /// The worker command: program and leading arguments; `--run-dir D --data-dir P`
+    /// The worker command: program and leading arguments; `--run-dir D --device X --data-dir P`
     /// (and `--keep-final-weights`) are appended.
     pub worker: Vec<OsString>,
     pub keep_final_weights: bool,
+    /// Passed to every worker as `--device`.
+    pub device: ComputeDevice,
 }
 
 #[derive(Debug, Default)]
@@ -45,7 +47,7 @@ pub struct SweepSummary {
 const UNITS_PER_EPOCH_LAYER: u64 = 1000;
 
 fn run_work(config: &RunConfig) -> u64 {
-    (config.train.epochs * config.depth) as u64 * UNITS_PER_EPOCH_LAYER
+    (config.planned_epochs() * config.depth) as u64 * UNITS_PER_EPOCH_LAYER
 }
 
 struct Running {
@@ -83,7 +85,7 @@ pub fn run_sweep(
         .filter(|p| !p.state.is_finished())
         .collect();
     // Longest runs first: fewer idle workers at the end of the sweep.
-    pending.sort_by_key(|p| std::cmp::Reverse(p.config.train.epochs * p.config.depth));
+    pending.sort_by_key(|p| std::cmp::Reverse(run_work(&p.config)));
     let total_work: u64 = pending.iter().map(|p| run_work(&p.config)).sum();
     let mut progress = SweepProgress::new(pending.len(), total_work);
     let mut queue: VecDeque<PlannedRun> = pending.into();
@@ -282,6 +284,8 @@ fn spawn_worker(
         .args(args)
         .arg("--run-dir")
         .arg(&run.dir.path)
+        .arg("--device")
+        .arg(opts.device.to_string())
         .arg("--data-dir")
         .arg(&opts.data_dir)
         .args(opts.keep_final_weights.then_some("--keep-final-weights"))

@@ -1,13 +1,15 @@
 //! One training run, top to bottom: model, optimiser, schedule, epochs, evaluation.
 
-use crate::batches::{epoch_batches, Rows};
+use crate::batches::{batches_per_epoch, epoch_batches, Rows};
 use crate::checkpoint::Checkpoint;
 use crate::error::TrainError;
 use crate::sgd::Sgd;
+use crate::warmup::WarmupState;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{ModuleT, VarMap};
-use experiment::{Family, ModelArch, RunConfig};
-use models::{mlp, params, seeded_var_builder, MlpConfig, MlpFamily};
+use experiment::{Family, ModelArch, RunConfig, Shortcut};
+use models::rng::SeededRng;
+use models::{params, seeded_var_builder, Architecture, CifarConfig, MlpConfig, Network};
 use results::MetricRow;
 use std::time::Instant;
 
@@ -16,6 +18,15 @@ use std::time::Instant;
 pub const DIVERGENCE_LOSS: f64 = 1e3;
 const CLASSES: usize = 10;
 const EVAL_CHUNK: usize = 1000;
+
+/// The data one run sees, normalised.
+#[derive(Debug, Clone)]
+pub struct Datasets {
+    pub train: Rows,
+    /// Held out of the training file, if the run asks for a validation split.
+    pub validation: Option<Rows>,
+    pub test: Rows,
+}
 
 /// Where a resumed run starts: the checkpoint of its last finished epoch and the metric
 /// rows of the epochs up to it.
@@ -29,29 +40,40 @@ pub struct Resume {
 pub struct EpochState<'a> {
     varmap: &'a VarMap,
     sgd: &'a Sgd,
+    warmup: &'a WarmupState,
     epoch: usize,
     iteration: usize,
 }
 
+/// A deep copy on the CPU (the live tensors keep changing as training goes on, and may
+/// be on a GPU).
+fn snapshot(t: &Tensor) -> candle_core::Result<Tensor> {
+    if t.device().is_cpu() {
+        t.copy()
+    } else {
+        t.to_device(&Device::Cpu)
+    }
+}
+
 impl EpochState<'_> {
-    /// A deep copy of the state (the live tensors keep changing as training goes on).
     pub fn checkpoint(&self) -> candle_core::Result<Checkpoint> {
         let vars = self.varmap.data().lock().expect("varmap lock poisoned");
         let model = vars
             .iter()
-            .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
+            .map(|(name, var)| Ok((name.clone(), snapshot(var.as_tensor())?)))
             .collect::<candle_core::Result<_>>()?;
         let momentum = self
             .sgd
             .buffers()
             .into_iter()
-            .map(|(name, b)| Ok((name, b.copy()?)))
+            .map(|(name, b)| Ok((name, snapshot(&b)?)))
             .collect::<candle_core::Result<_>>()?;
         Ok(Checkpoint {
             epoch: self.epoch,
             iteration: self.iteration,
             model,
             momentum,
+            warmup: self.warmup.to_record(),
         })
     }
 }
@@ -83,30 +105,43 @@ pub enum Outcome {
     },
 }
 
+/// The network a run config asks for, on images of `shape` (channels, rows, cols).
+pub fn architecture(config: &RunConfig, shape: [usize; 3]) -> Architecture {
+    let family = match config.family {
+        Family::Plain => models::Family::Plain,
+        Family::Residual => models::Family::Residual,
+    };
+    match config.arch {
+        ModelArch::Mlp => Architecture::Mlp(MlpConfig {
+            family,
+            depth: config.depth,
+            width: config.width,
+            inputs: shape.iter().product(),
+            classes: CLASSES,
+            zero_init_residual: config.zero_init_residual,
+        }),
+        ModelArch::Cifar => Architecture::Cifar(CifarConfig {
+            family,
+            depth: config.depth,
+            width: config.width,
+            in_channels: shape[0],
+            classes: CLASSES,
+            shortcut: match config.shortcut {
+                Some(Shortcut::B) => models::ShortcutOption::B,
+                Some(Shortcut::A) | None => models::ShortcutOption::A,
+            },
+            zero_init_residual: config.zero_init_residual,
+        }),
+    }
+}
+
 pub fn build_model(
     config: &RunConfig,
-    inputs: usize,
+    shape: [usize; 3],
     varmap: &VarMap,
-) -> Result<impl ModuleT, TrainError> {
-    match config.arch {
-        ModelArch::Mlp => {
-            let cfg = MlpConfig {
-                family: match config.family {
-                    Family::Plain => MlpFamily::Plain,
-                    Family::Residual => MlpFamily::Residual,
-                },
-                depth: config.depth,
-                width: config.width,
-                inputs,
-                classes: CLASSES,
-                zero_init_residual: config.zero_init_residual,
-            };
-            Ok(mlp(
-                &cfg,
-                seeded_var_builder(varmap, config.seed, &Device::Cpu),
-            )?)
-        }
-    }
+    device: &Device,
+) -> Result<Network, TrainError> {
+    Ok(architecture(config, shape).build(seeded_var_builder(varmap, config.seed, device))?)
 }
 
 /// Puts a checkpoint's tensors into a freshly built model's variables.
@@ -136,31 +171,52 @@ fn restore(varmap: &VarMap, sgd: &mut Sgd, checkpoint: &Checkpoint) -> Result<()
                 var.shape()
             )));
         }
-        var.set(saved)?;
+        var.set(&saved.to_device(var.device())?)?;
     }
     sgd.restore_buffers(&checkpoint.momentum)?;
     Ok(())
 }
 
 /// Trains `config` from scratch, or from `resume`; the metrics of a resumed run are
-/// identical to an uninterrupted one's (wall times aside): weights, BatchNorm statistics
-/// and momentum come from the checkpoint, and the batch order and learning rate depend
-/// only on the seed, the epoch and the iteration.
+/// identical to an uninterrupted one's (wall times aside): weights, BatchNorm statistics,
+/// momentum and the warm-up's state come from the checkpoint, and the batch order,
+/// augmentation and learning rate depend only on the seed, the epoch and the iteration.
+///
+/// The run lasts `train.epochs` epochs or `train.iterations` steps; an iteration-based
+/// run ends inside its last epoch, which is then evaluated and logged like the others.
 pub fn train(
     config: &RunConfig,
-    train_rows: &Rows,
-    test_rows: &Rows,
+    data: &Datasets,
+    device: &Device,
     resume: Option<Resume>,
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<Outcome, TrainError> {
-    let device = Device::Cpu;
     let varmap = VarMap::new();
-    let model = build_model(config, train_rows.dim, &varmap)?;
+    let model = build_model(config, data.train.shape, &varmap, device)?;
     let t = &config.train;
+    let per_epoch = batches_per_epoch(data.train.len(), t.batch_size);
+    if per_epoch == 0 {
+        return Err(TrainError::Config(format!(
+            "{}: the training set has {} examples, too few for one batch",
+            config.label(),
+            data.train.len()
+        )));
+    }
+    let total_iterations = t.total_iterations(per_epoch);
     let mut sgd = Sgd::new(params::trainable(&varmap), t.momentum, t.weight_decay);
+    let mut warmup = WarmupState::new(t.warmup.clone());
     let (mut rows, first_epoch, mut iteration) = match resume {
         Some(Resume { checkpoint, rows }) => {
             restore(&varmap, &mut sgd, &checkpoint)?;
+            if t.warmup.is_some() {
+                warmup = WarmupState::from_record(t.warmup.clone(), &checkpoint.warmup)
+                    .ok_or_else(|| {
+                        TrainError::Config(format!(
+                            "the checkpoint's warm-up record {:?} is not valid",
+                            checkpoint.warmup
+                        ))
+                    })?;
+            }
             (rows, checkpoint.epoch + 1, checkpoint.iteration)
         }
         None => (Vec::new(), 1, 0),
@@ -168,21 +224,22 @@ pub fn train(
     // Wall time continues from where the interrupted run stopped.
     let wall_before = rows.last().map_or(0.0, |r: &MetricRow| r.wall_s);
     let started = Instant::now();
+    let lr_at = |warmup: &WarmupState, iteration: usize| {
+        warmup
+            .lr(iteration)
+            .unwrap_or_else(|| config.lr_at(iteration, per_epoch))
+    };
 
-    for epoch in first_epoch..=t.epochs {
-        let batches = epoch_batches(train_rows.len(), t.batch_size, config.seed, epoch);
-        if batches.is_empty() {
-            return Err(TrainError::Config(format!(
-                "{}: the training set has {} examples, too few for one batch",
-                config.label(),
-                train_rows.len()
-            )));
-        }
-        let epoch_lr = config.lr_at(iteration, batches.len());
+    for epoch in first_epoch..=t.epochs_to_run(per_epoch) {
+        let mut batches = epoch_batches(data.train.len(), t.batch_size, config.seed, epoch);
+        batches.truncate(total_iterations.saturating_sub(iteration));
+        let mut augment_rng = SeededRng::for_stream(config.seed, &format!("augment/epoch-{epoch}"));
+        let epoch_lr = lr_at(&warmup, iteration);
         let (mut seen, mut wrong, mut loss_sum) = (0usize, 0f64, 0f64);
         for (b, indices) in batches.iter().enumerate() {
-            let lr = config.lr_at(iteration, batches.len());
-            let (xs, ys) = train_rows.batch(indices, &device)?;
+            let lr = lr_at(&warmup, iteration);
+            let augment = config.augment.as_ref().map(|a| (a, &mut augment_rng));
+            let (xs, ys) = data.train.batch(indices, device, augment)?;
             let logits = model.forward_t(&xs, true)?;
             let loss = candle_nn::loss::cross_entropy(&logits, &ys)?;
             let loss_value = f64::from(loss.to_scalar::<f32>()?);
@@ -195,10 +252,12 @@ pub fn train(
             }
             let grads = loss.backward()?;
             sgd.step(&grads, lr)?;
-            iteration += 1;
 
+            let batch_wrong = count_wrong(&logits, &ys)?;
+            warmup.observe(iteration, batch_wrong / indices.len() as f64);
+            iteration += 1;
             seen += indices.len();
-            wrong += count_wrong(&logits, &ys)?;
+            wrong += batch_wrong;
             loss_sum += loss_value * indices.len() as f64;
             on_progress(Progress::Batch {
                 epoch,
@@ -207,7 +266,12 @@ pub fn train(
                 train_error: wrong / seen as f64,
             });
         }
-        let (test_error, test_loss) = evaluate(&model, test_rows, &device)?;
+        let (test_error, test_loss) = evaluate(&model, &data.test, device)?;
+        let validation = data
+            .validation
+            .as_ref()
+            .map(|v| evaluate(&model, v, device))
+            .transpose()?;
         let row = MetricRow {
             experiment: config.experiment.clone(),
             family: config.family.to_string(),
@@ -215,18 +279,22 @@ pub fn train(
             seed: config.seed,
             config_hash: config.hash(),
             epoch: epoch as u32,
-            train_error: wrong / seen as f64,
-            train_loss: loss_sum / seen as f64,
+            train_error: wrong / seen.max(1) as f64,
+            train_loss: loss_sum / seen.max(1) as f64,
             test_error,
             test_loss,
             lr: epoch_lr,
             wall_s: wall_before + started.elapsed().as_secs_f64(),
+            iteration: Some(iteration as u64),
+            val_error: validation.map(|v| v.0),
+            val_loss: validation.map(|v| v.1),
         };
         on_progress(Progress::Epoch {
             row: &row,
             state: EpochState {
                 varmap: &varmap,
                 sgd: &sgd,
+                warmup: &warmup,
                 epoch,
                 iteration,
             },
@@ -251,7 +319,7 @@ pub fn evaluate(
     let (mut wrong, mut loss_sum) = (0f64, 0f64);
     let all: Vec<usize> = (0..rows.len()).collect();
     for chunk in all.chunks(EVAL_CHUNK) {
-        let (xs, ys) = rows.batch(chunk, device)?;
+        let (xs, ys) = rows.batch(chunk, device, None)?;
         let logits = model.forward_t(&xs, false)?;
         let loss = candle_nn::loss::cross_entropy(&logits, &ys)?;
         loss_sum += f64::from(loss.to_scalar::<f32>()?) * chunk.len() as f64;
@@ -264,23 +332,43 @@ pub fn evaluate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use experiment::{DatasetName, Schedule, TrainConfig};
+    use experiment::{DatasetName, Schedule, Shortcut, TrainConfig};
 
-    /// A learnable toy problem: the label is which of 4 features is largest.
-    fn toy_rows(n: usize, seed: u64) -> Rows {
+    /// `n` examples of standard-normal features of `shape`, labelled by `label`.
+    fn toy_set(n: usize, seed: u64, shape: [usize; 3], label: fn(&[f32]) -> u32) -> Rows {
         let mut rng = models::rng::SeededRng::new(seed);
-        let mut features = Vec::new();
-        let mut labels = Vec::new();
+        let dim = shape.iter().product();
+        let mut features = Vec::with_capacity(n * dim);
+        let mut labels = Vec::with_capacity(n);
         for _ in 0..n {
-            let x: Vec<f32> = (0..4).map(|_| rng.normal() as f32).collect();
-            let arg = (0..4).max_by(|&a, &b| x[a].total_cmp(&x[b])).unwrap();
+            let x: Vec<f32> = (0..dim).map(|_| rng.normal() as f32).collect();
+            labels.push(label(&x));
             features.extend(x);
-            labels.push(arg as u32);
         }
         Rows {
             features,
             labels,
-            dim: 4,
+            shape,
+        }
+    }
+
+    fn argmax(values: impl Iterator<Item = f32>) -> u32 {
+        values
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map_or(0, |(i, _)| i as u32)
+    }
+
+    /// A learnable toy problem: the label is which of 4 features is largest.
+    fn toy_rows(n: usize, seed: u64) -> Rows {
+        toy_set(n, seed, [1, 1, 4], |x| argmax(x.iter().copied()))
+    }
+
+    fn toy(n_train: usize, n_test: usize) -> Datasets {
+        Datasets {
+            train: toy_rows(n_train, 1),
+            validation: None,
+            test: toy_rows(n_test, 2),
         }
     }
 
@@ -290,29 +378,35 @@ mod tests {
             dataset: DatasetName::FashionMnist,
             train_limit: None,
             test_limit: None,
+            validation: None,
+            normalize: None,
+            augment: None,
             arch: ModelArch::Mlp,
             family: Family::Residual,
             depth: 4,
             width: 16,
+            shortcut: None,
             zero_init_residual: true,
             seed: 5,
             train: TrainConfig {
-                epochs: 3,
+                epochs: Some(3),
                 batch_size: 32,
                 lr,
                 momentum: 0.9,
                 weight_decay: 1e-4,
                 schedule: Schedule::Cosine,
                 max_loss: None,
+                iterations: None,
+                warmup: None,
             },
         }
     }
 
     #[test]
     fn learns_a_toy_problem_and_reports_every_epoch() {
-        let (train_rows, test_rows) = (toy_rows(512, 1), toy_rows(256, 2));
+        let data = toy(512, 256);
         let mut epochs_seen = 0;
-        let outcome = train(&config(0.1), &train_rows, &test_rows, None, &mut |p| {
+        let outcome = train(&config(0.1), &data, &Device::Cpu, None, &mut |p| {
             if let Progress::Epoch { .. } = p {
                 epochs_seen += 1
             }
@@ -334,9 +428,8 @@ mod tests {
 
     #[test]
     fn same_seed_gives_bit_identical_metrics() {
-        let (train_rows, test_rows) = (toy_rows(256, 1), toy_rows(64, 2));
-        let run = || match train(&config(0.1), &train_rows, &test_rows, None, &mut |_| {}).unwrap()
-        {
+        let data = toy(256, 64);
+        let run = || match train(&config(0.1), &data, &Device::Cpu, None, &mut |_| {}).unwrap() {
             Outcome::Done(rows) => rows
                 .into_iter()
                 .map(|r| {
@@ -359,12 +452,11 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn resuming_from_any_epoch_gives_the_uninterrupted_metrics() {
-        let (train_rows, test_rows) = (toy_rows(256, 1), toy_rows(64, 2));
-        let cfg = config(0.1);
+    /// Trains `cfg` straight through, then again from every epoch's checkpoint (through
+    /// its file, as a killed worker would leave it); all must give the same rows.
+    fn assert_resume_is_exact(cfg: &RunConfig, data: &Datasets) -> Vec<MetricRow> {
         let mut checkpoints = Vec::new();
-        let straight = match train(&cfg, &train_rows, &test_rows, None, &mut |p| {
+        let straight = match train(cfg, data, &Device::Cpu, None, &mut |p| {
             if let Progress::Epoch { row, state } = p {
                 checkpoints.push((row.clone(), state.checkpoint().unwrap()));
             }
@@ -374,8 +466,7 @@ mod tests {
             Outcome::Done(rows) => rows,
             other => panic!("{other:?}"),
         };
-        for stop in 1..cfg.train.epochs {
-            // Round-trip the checkpoint through its file, as a killed worker would.
+        for stop in 1..straight.len() {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("checkpoint.safetensors");
             checkpoints[stop - 1].1.save(&path).unwrap();
@@ -383,24 +474,109 @@ mod tests {
                 checkpoint: Checkpoint::load(&path).unwrap(),
                 rows: checkpoints[..stop].iter().map(|(r, _)| r.clone()).collect(),
             };
-            let resumed =
-                match train(&cfg, &train_rows, &test_rows, Some(resume), &mut |_| {}).unwrap() {
-                    Outcome::Done(rows) => rows,
-                    other => panic!("{other:?}"),
-                };
+            let resumed = match train(cfg, data, &Device::Cpu, Some(resume), &mut |_| {}).unwrap() {
+                Outcome::Done(rows) => rows,
+                other => panic!("{other:?}"),
+            };
             assert_eq!(
                 without_wall_time(&resumed),
                 without_wall_time(&straight),
                 "stopped after epoch {stop}"
             );
         }
+        straight
+    }
+
+    #[test]
+    fn resuming_from_any_epoch_gives_the_uninterrupted_metrics() {
+        let rows = assert_resume_is_exact(&config(0.1), &toy(256, 64));
+        assert_eq!(rows.len(), 3);
+    }
+
+    /// Toy images for conv nets: 1x4x4, the label is the quadrant with the largest sum.
+    fn toy_images(n: usize, seed: u64) -> Rows {
+        toy_set(n, seed, [1, 4, 4], |x| {
+            argmax((0..4).map(|q| {
+                let (r0, c0) = (2 * (q / 2), 2 * (q % 2));
+                (0..4)
+                    .map(|k| x[(r0 + k / 2) * 4 + c0 + k % 2])
+                    .sum::<f32>()
+            }))
+        })
+    }
+
+    #[test]
+    fn a_conv_run_with_every_option_resumes_exactly_and_ends_at_its_iteration_count() {
+        // 160 images in batches of 32: 5 per epoch; 13 iterations end inside epoch 3.
+        let data = Datasets {
+            train: toy_images(160, 1),
+            validation: Some(toy_images(40, 3)),
+            test: toy_images(48, 2),
+        };
+        let mut cfg = config(0.05);
+        cfg.arch = ModelArch::Cifar;
+        cfg.depth = 8;
+        cfg.width = 2;
+        cfg.shortcut = Some(Shortcut::A);
+        cfg.zero_init_residual = false;
+        cfg.augment = Some(experiment::Augment { pad: 1, flip: true });
+        cfg.train.epochs = None;
+        cfg.train.iterations = Some(13);
+        cfg.train.schedule = Schedule::Step {
+            milestones: vec![7],
+            gamma: 0.1,
+        };
+        cfg.train.warmup = Some(experiment::Warmup {
+            lr: 0.01,
+            until_train_error: None,
+            iterations: Some(4),
+        });
+        let rows = assert_resume_is_exact(&cfg, &data);
+        let iterations: Vec<Option<u64>> = rows.iter().map(|r| r.iteration).collect();
+        assert_eq!(iterations, [Some(5), Some(10), Some(13)]);
+        // Epoch lrs: warm-up (0.01) at iteration 0, 0.05 at 5, 0.005 after milestone 7.
+        let lrs: Vec<f64> = rows.iter().map(|r| r.lr).collect();
+        for (lr, expected) in lrs.iter().zip([0.01, 0.05, 0.005]) {
+            assert!((lr - expected).abs() < 1e-12, "{lrs:?}");
+        }
+        assert!(rows
+            .iter()
+            .all(|r| r.val_error.is_some() && r.val_loss.is_some()));
+        // Augmentation is drawn from the seed: another seed gives other numbers.
+        let mut other = cfg.clone();
+        other.seed += 1;
+        let Outcome::Done(other_rows) =
+            train(&other, &data, &Device::Cpu, None, &mut |_| {}).unwrap()
+        else {
+            panic!()
+        };
+        assert_ne!(without_wall_time(&other_rows), without_wall_time(&rows));
+    }
+
+    #[test]
+    fn an_error_based_warmup_survives_a_resume_mid_warmup() {
+        // Threshold 0.5 on a 4-class problem: reached only after some learning, so the
+        // warm-up spans an epoch boundary and its window travels in the checkpoint.
+        let mut cfg = config(0.1);
+        cfg.train.epochs = Some(4);
+        cfg.train.warmup = Some(experiment::Warmup {
+            lr: 0.02,
+            until_train_error: Some(0.5),
+            iterations: None,
+        });
+        let rows = assert_resume_is_exact(&cfg, &toy(256, 64));
+        assert!((rows[0].lr - 0.02).abs() < 1e-12);
+        assert!(
+            rows.iter().any(|r| r.lr > 0.02),
+            "the warm-up ended: {rows:?}"
+        );
     }
 
     #[test]
     fn a_checkpoint_of_another_model_is_rejected() {
-        let (train_rows, test_rows) = (toy_rows(64, 1), toy_rows(16, 2));
+        let data = toy(64, 16);
         let mut saved = None;
-        train(&config(0.1), &train_rows, &test_rows, None, &mut |p| {
+        train(&config(0.1), &data, &Device::Cpu, None, &mut |p| {
             if let Progress::Epoch { state, .. } = p {
                 saved.get_or_insert(state.checkpoint().unwrap());
             }
@@ -412,7 +588,7 @@ mod tests {
             checkpoint: saved.unwrap(),
             rows: Vec::new(),
         };
-        let e = train(&deeper, &train_rows, &test_rows, Some(resume), &mut |_| {})
+        let e = train(&deeper, &data, &Device::Cpu, Some(resume), &mut |_| {})
             .err()
             .unwrap();
         assert!(e.to_string().contains("does not fit"), "{e}");
@@ -420,10 +596,10 @@ mod tests {
 
     #[test]
     fn the_divergence_bound_is_configurable() {
-        let (train_rows, test_rows) = (toy_rows(64, 1), toy_rows(16, 2));
+        let data = toy(64, 16);
         let mut cfg = config(0.1);
         cfg.train.max_loss = Some(0.01); // below any first-batch loss
-        match train(&cfg, &train_rows, &test_rows, None, &mut |_| {}).unwrap() {
+        match train(&cfg, &data, &Device::Cpu, None, &mut |_| {}).unwrap() {
             Outcome::Diverged { rows, reason } => {
                 assert!(
                     rows.is_empty() && reason.contains("epoch 1, batch 1"),
@@ -436,11 +612,11 @@ mod tests {
 
     #[test]
     fn a_huge_learning_rate_is_reported_as_divergence() {
-        let (train_rows, test_rows) = (toy_rows(256, 1), toy_rows(64, 2));
+        let data = toy(256, 64);
         let mut cfg = config(1e9);
         cfg.family = Family::Plain;
         cfg.zero_init_residual = false;
-        match train(&cfg, &train_rows, &test_rows, None, &mut |_| {}).unwrap() {
+        match train(&cfg, &data, &Device::Cpu, None, &mut |_| {}).unwrap() {
             Outcome::Diverged { reason, .. } => {
                 assert!(reason.contains("training loss"), "{reason}")
             }

@@ -7,8 +7,9 @@ use crate::batches::normalise;
 use crate::checkpoint::Checkpoint;
 use crate::error::TrainError;
 use crate::provenance;
-use crate::train::{train, Outcome, Progress, Resume};
-use experiment::{DatasetName, RunConfig};
+use crate::train::{train, Datasets, Outcome, Progress, Resume};
+use candle_core::Device;
+use experiment::{ComputeDevice, RunConfig};
 use results::{now_utc, read_metrics, write_metrics, MetricRow, RunDir, RunMeta, RunStatus};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -62,6 +63,7 @@ fn emit(event: &WorkerEvent) {
 pub fn run_worker(
     run_dir: &Path,
     data_dir: &Path,
+    device: ComputeDevice,
     keep_final_weights: bool,
 ) -> Result<RunStatus, TrainError> {
     let dir = RunDir {
@@ -97,6 +99,7 @@ pub fn run_worker(
         host,
         cpu: provenance::cpu_model(),
         threads: candle_core::utils::get_num_threads(),
+        device: Some(device.to_string()),
         versions: provenance::versions(),
         data_dir: data_dir.display().to_string(),
         started_at: now_utc(),
@@ -106,7 +109,7 @@ pub fn run_worker(
     };
     dir.write_meta(&meta)?;
     let started = Instant::now();
-    let result = train_in_dir(&dir, &config, data_dir);
+    let result = open_device(device).and_then(|d| train_in_dir(&dir, &config, data_dir, &d));
     meta.ended_at = Some(now_utc());
     meta.wall_s = Some(started.elapsed().as_secs_f64());
     let status = match &result {
@@ -145,32 +148,24 @@ pub fn run_worker(
     result.map(|_| status)
 }
 
-fn train_in_dir(dir: &RunDir, config: &RunConfig, data_dir: &Path) -> Result<Outcome, TrainError> {
-    let source = match config.dataset {
-        DatasetName::FashionMnist => &data::DatasetSource::FASHION_MNIST,
-        DatasetName::Mnist => &data::DatasetSource::MNIST,
-    };
-    let splits = data::load_idx_dir(data_dir, source.classes)?;
-    let train_set = match config.train_limit {
-        Some(n) => splits.train.truncated(n),
-        None => splits.train,
-    };
-    let test_set = match config.test_limit {
-        Some(n) => splits.test.truncated(n),
-        None => splits.test,
-    };
-    let (train_rows, test_rows) = normalise(&train_set, &test_set);
-    let batches = crate::batches::batches_per_epoch(train_rows.len(), config.train.batch_size);
+fn train_in_dir(
+    dir: &RunDir,
+    config: &RunConfig,
+    data_dir: &Path,
+    device: &Device,
+) -> Result<Outcome, TrainError> {
+    let data = load_datasets(config, data_dir)?;
+    let batches = crate::batches::batches_per_epoch(data.train.len(), config.train.batch_size);
     let resume = resume_point(dir)?;
     emit(&WorkerEvent::Started {
-        epochs: config.train.epochs,
+        epochs: config.train.epochs_to_run(batches),
         batches,
         resumed_after: resume.as_ref().map_or(0, |r| r.checkpoint.epoch),
     });
 
     let mut rows: Vec<MetricRow> = resume.as_ref().map(|r| r.rows.clone()).unwrap_or_default();
     let mut write_error: Option<TrainError> = None;
-    let outcome = train(config, &train_rows, &test_rows, resume, &mut |p| match p {
+    let outcome = train(config, &data, device, resume, &mut |p| match p {
         Progress::Batch {
             epoch,
             batch,
@@ -211,6 +206,62 @@ fn train_in_dir(dir: &RunDir, config: &RunConfig, data_dir: &Path) -> Result<Out
         return Err(e);
     }
     Ok(outcome)
+}
+
+/// The Candle device for a choice; CUDA needs a build with the `cuda` feature.
+pub fn open_device(device: ComputeDevice) -> Result<Device, TrainError> {
+    match device {
+        ComputeDevice::Cpu => Ok(Device::Cpu),
+        ComputeDevice::Cuda(ordinal) => Device::new_cuda(ordinal).map_err(|e| {
+            TrainError::Config(format!(
+                "cannot open {device}: {e}{}",
+                if cfg!(feature = "cuda") {
+                    ""
+                } else {
+                    " (this build has no CUDA support: rebuild with `--features cuda`)"
+                }
+            ))
+        }),
+    }
+}
+
+/// The run's data: the dataset's files, the validation split held out of the training
+/// file, the limits, then normalisation with the training images' statistics.
+pub fn load_datasets(config: &RunConfig, data_dir: &Path) -> Result<Datasets, TrainError> {
+    let source = data::DatasetSource::named(config.dataset.as_str())
+        .ok_or_else(|| TrainError::Config(format!("unknown dataset {}", config.dataset)))?;
+    let splits = source.load(data_dir)?;
+    let (train_set, validation_set) = match config.validation {
+        Some(n) => {
+            let available = splits.train.len;
+            let (train, validation) = splits.train.split_off_last(n).ok_or_else(|| {
+                TrainError::Config(format!(
+                    "{}: dataset.validation holds out {n} images, but {} has only {available} training images",
+                    config.label(),
+                    data_dir.display()
+                ))
+            })?;
+            (train, Some(validation))
+        }
+        None => (splits.train, None),
+    };
+    let train_set = match config.train_limit {
+        Some(n) => train_set.truncated(n),
+        None => train_set,
+    };
+    let test_set = match config.test_limit {
+        Some(n) => splits.test.truncated(n),
+        None => splits.test,
+    };
+    let mut others = vec![&test_set];
+    others.extend(validation_set.as_ref());
+    let (train, mut rest) = normalise(&train_set, &others, config.normalize);
+    let validation = (rest.len() == 2).then(|| rest.remove(1));
+    Ok(Datasets {
+        train,
+        validation,
+        test: rest.remove(0),
+    })
 }
 
 /// The checkpoint to resume from and the metric rows up to it, if an earlier worker left

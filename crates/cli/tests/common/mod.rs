@@ -41,6 +41,64 @@ pub fn write_tiny_dataset(dir: &Path, n_train: usize, n_test: usize) {
     }
 }
 
+/// Writes the six CIFAR-10 binary files with `per_file` records each: a learnable
+/// pattern (class k brightens row 3k of every channel) plus noise.
+pub fn write_tiny_cifar(dir: &Path, per_file: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut state: u32 = 777;
+    for name in data::CIFAR_FILES {
+        let mut bytes = Vec::with_capacity(per_file * data::CIFAR_RECORD_BYTES);
+        for i in 0..per_file {
+            let label = (i % 10) as u8;
+            bytes.push(label);
+            for _channel in 0..3 {
+                for r in 0..32 {
+                    for _ in 0..32 {
+                        state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                        let noise = ((state >> 16) % 60) as u8;
+                        bytes.push(if r == 3 * label as usize {
+                            180 + noise
+                        } else {
+                            noise
+                        });
+                    }
+                }
+            }
+        }
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+}
+
+/// A CIFAR-style experiment on the tiny CIFAR files, with every data and recipe option.
+pub fn cifar_yaml(name: &str) -> String {
+    format!(
+        "name: {name}
+dataset:
+  name: cifar10
+  validation: 20
+  normalize: per-pixel-mean
+  augment: {{pad: 4, flip: true}}
+model:
+  arch: cifar
+  width: 2
+  shortcut: a
+  zero_init_residual: false
+families: [plain, residual]
+depths: [8]
+seeds: [0]
+train:
+  iterations: 10
+  batch_size: 32
+  lr: 0.05
+  momentum: 0.9
+  weight_decay: 0.0001
+  schedule:
+    step: {{milestones: [6], gamma: 0.1}}
+  warmup: {{lr: 0.01, iterations: 2, depths: [8]}}
+"
+    )
+}
+
 pub fn experiment_yaml(name: &str, depths: &str, extra_dataset: &str) -> String {
     experiment_yaml_seeds(name, depths, extra_dataset, "[0]")
 }
@@ -79,6 +137,7 @@ impl Workspace {
         let root = tmp.path().to_path_buf();
         std::fs::create_dir_all(root.join("idx")).unwrap();
         write_tiny_dataset(&root.join("idx"), 256, 64);
+        write_tiny_cifar(&root.join("cifar"), 20);
         Self { _tmp: tmp, root }
     }
 
@@ -93,6 +152,7 @@ impl Workspace {
             .args(args)
             .current_dir(&self.root)
             .env_remove("FASHION_MNIST_DIR")
+            .env_remove("CIFAR10_DIR")
             .output()
             .unwrap()
     }
