@@ -29,6 +29,21 @@ struct Locations {
     results: PathBuf,
 }
 
+/// Where the data is and where training runs (sweep, run and slurm share them).
+#[derive(clap::Args)]
+struct TrainFlags {
+    /// Directory holding the dataset's files (searched first).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Never download the dataset.
+    #[arg(long)]
+    offline: bool,
+    /// cpu, cuda or cuda:N (default: the experiment's `device`, else cpu). CUDA needs a
+    /// build with `--features cuda`.
+    #[arg(long)]
+    device: Option<ComputeDevice>,
+}
+
 /// How the report draws the curves; each flag overrides the YAML's `report:` section.
 #[derive(clap::Args)]
 struct ReportFlags {
@@ -88,16 +103,8 @@ enum Command {
         /// Runs trained at once, one thread each (default: the number of cores).
         #[arg(long)]
         jobs: Option<usize>,
-        /// Directory holding the dataset's IDX files (searched first).
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Never download the dataset.
-        #[arg(long)]
-        offline: bool,
-        /// cpu, cuda or cuda:N (default: the experiment's `device`, else cpu). CUDA needs
-        /// a build with `--features cuda`.
-        #[arg(long)]
-        device: Option<ComputeDevice>,
+        #[command(flatten)]
+        train: TrainFlags,
     },
     /// Print an architecture's layers and parameter count, e.g. `degrade arch plain 56`.
     Arch {
@@ -129,6 +136,52 @@ enum Command {
     Plan {
         #[command(flatten)]
         at: Locations,
+        /// Also write the runs not finished yet, one per line, to
+        /// results/<experiment>/pending.txt (for `degrade run --index I`).
+        #[arg(long)]
+        pending: bool,
+    },
+    /// Train entry I of a pending list (one Slurm array task); I defaults to
+    /// $SLURM_ARRAY_TASK_ID. A finished run, or one another process is training, is skipped.
+    Run {
+        #[command(flatten)]
+        at: Locations,
+        #[arg(long)]
+        index: Option<usize>,
+        /// The pending list (default: results/<experiment>/pending.txt).
+        #[arg(long)]
+        pending: Option<PathBuf>,
+        #[command(flatten)]
+        train: TrainFlags,
+    },
+    /// Write a Slurm job array for the runs not finished yet (one task per run) and,
+    /// with --submit, submit it. Flags override the experiment's `slurm:` section.
+    Slurm {
+        #[command(flatten)]
+        at: Locations,
+        /// Submit the script with sbatch.
+        #[arg(long)]
+        submit: bool,
+        /// Wall-time limit per run (MM, HH:MM:SS or D-HH:MM:SS; default 24:00:00).
+        #[arg(long)]
+        time: Option<String>,
+        /// CPUs per run (default 1).
+        #[arg(long)]
+        cpus: Option<usize>,
+        /// GPUs per run (default 0; with --device cuda, 1 is usual).
+        #[arg(long)]
+        gpus: Option<usize>,
+        /// Memory per run (default 4G).
+        #[arg(long)]
+        mem: Option<String>,
+        #[arg(long)]
+        partition: Option<String>,
+        /// At most this many runs at once.
+        #[arg(long)]
+        max_parallel: Option<usize>,
+        /// (The dataset directory must be on the filesystem the nodes share.)
+        #[command(flatten)]
+        train: TrainFlags,
     },
     /// Train one run directory (started by `sweep`; not for direct use).
     #[command(hide = true)]
@@ -182,10 +235,8 @@ fn run(cli: Cli) -> Result<()> {
             at,
             look,
             jobs,
-            data_dir,
-            offline,
-            device,
-        } => sweep(&at, &look, jobs, data_dir, offline, device),
+            train,
+        } => sweep(&at, &look, jobs, &train),
         Command::Arch {
             family,
             depth,
@@ -201,7 +252,39 @@ fn run(cli: Cli) -> Result<()> {
             let experiment = load(&at.experiment)?;
             report(&experiment, &at, &look)
         }
-        Command::Plan { at } => plan(&at),
+        Command::Plan { at, pending } => plan(&at, pending),
+        Command::Run {
+            at,
+            index,
+            pending,
+            train,
+        } => run_pending(&at, index, pending, &train),
+        Command::Slurm {
+            at,
+            submit,
+            time,
+            cpus,
+            gpus,
+            mem,
+            partition,
+            max_parallel,
+            train,
+        } => {
+            let experiment = load(&at.experiment)?;
+            let y = experiment.slurm.clone();
+            let settings = experiment::SlurmSettings {
+                time: time.or(y.time),
+                cpus: cpus.or(y.cpus),
+                gpus: gpus.or(y.gpus),
+                mem: mem.or(y.mem),
+                partition: partition.or(y.partition),
+                max_parallel: max_parallel.or(y.max_parallel),
+            };
+            if let Some(why) = settings.problem() {
+                bail!("slurm settings (flags or the experiment's `slurm:`): {why}");
+            }
+            slurm(&experiment, &at, settings, submit, &train)
+        }
         Command::Worker {
             run_dir,
             data_dir,
@@ -265,9 +348,18 @@ fn load(path: &Path) -> Result<Experiment> {
     Ok(load_experiment(path)?)
 }
 
-fn plan(at: &Locations) -> Result<()> {
+fn plan(at: &Locations, write_pending: bool) -> Result<()> {
     let experiment = load(&at.experiment)?;
     let planned = runner::sweep::plan(&experiment, &at.results);
+    if write_pending {
+        let path = results::default_pending_path(&at.results, &experiment.name);
+        let n = results::write_pending(&path, &experiment.name, &planned)?;
+        eprintln!(
+            "pending: {n} run(s) written to {} (train entry I with `degrade run {} --index I`)",
+            path.display(),
+            experiment.path.display()
+        );
+    }
     let done = planned.iter().filter(|p| p.state.is_finished()).count();
     print_lines(&format!(
         "{}: {} runs, {} finished, {} to train",
@@ -306,12 +398,10 @@ fn sweep(
     at: &Locations,
     look: &ReportFlags,
     jobs: Option<usize>,
-    data_dir: Option<PathBuf>,
-    offline: bool,
-    device: Option<ComputeDevice>,
+    train: &TrainFlags,
 ) -> Result<()> {
     let experiment = load(&at.experiment)?;
-    let device = device.unwrap_or(experiment.device);
+    let device = train.device.unwrap_or(experiment.device);
     // Bad report flags fail before any training, not after it.
     look.settings(&experiment)?;
     let planned = runner::sweep::plan(&experiment, &at.results);
@@ -333,7 +423,7 @@ fn sweep(
     if todo > 0 {
         // A device that cannot be opened fails here, once, not in every worker.
         runner::worker::open_device(device).context("--device (or the experiment's `device`)")?;
-        let dataset = locate_dataset(&experiment, data_dir, offline)?;
+        let dataset = locate_dataset(&experiment, train)?;
         let worker_exe =
             std::env::current_exe().context("finding this program to start workers")?;
         // Ctrl-C (or SIGTERM) stops the sweep between messages; workers resume next time.
@@ -389,22 +479,171 @@ fn sweep(
     Ok(())
 }
 
-fn locate_dataset(
+/// `degrade run`: trains one entry of a pending list, in this process.
+fn run_pending(
+    at: &Locations,
+    index: Option<usize>,
+    pending: Option<PathBuf>,
+    train: &TrainFlags,
+) -> Result<()> {
+    let experiment = load(&at.experiment)?;
+    let index = match index {
+        Some(i) => i,
+        None => std::env::var("SLURM_ARRAY_TASK_ID")
+            .context("no --index, and SLURM_ARRAY_TASK_ID is not set (not a Slurm array task)")?
+            .parse()
+            .context("SLURM_ARRAY_TASK_ID is not a number")?,
+    };
+    let list =
+        pending.unwrap_or_else(|| results::default_pending_path(&at.results, &experiment.name));
+    let names = results::read_pending(&list, &experiment.name).with_context(|| {
+        format!(
+            "reading the pending list (write it with `degrade plan {} --pending` or `degrade slurm`)",
+            experiment.path.display()
+        )
+    })?;
+    let name = names.get(index).with_context(|| {
+        format!(
+            "index {index} is past the end of {} ({} runs)",
+            list.display(),
+            names.len()
+        )
+    })?;
+    let planned = runner::sweep::plan(&experiment, &at.results);
+    let run = planned
+        .iter()
+        .find(|p| &p.config.dir_name() == name)
+        .with_context(|| {
+            format!(
+                "{name} (entry {index} of {}) is not a run of {} any more: the experiment changed \
+                 after the list was written; write a new one",
+                list.display(),
+                experiment.path.display()
+            )
+        })?;
+    let label = run.config.label();
+    if run.state.is_finished() {
+        eprintln!(
+            "{label}: already {} ({}); nothing to do",
+            run.state.label(),
+            run.dir.path.display()
+        );
+        return Ok(());
+    }
+    let device = train.device.unwrap_or(experiment.device);
+    runner::worker::open_device(device).context("--device (or the experiment's `device`)")?;
+    let dataset = locate_dataset(&experiment, train)?;
+    run.dir.create()?;
+    if !run.dir.config_path().exists() {
+        run.dir.write_config(&run.config)?;
+    }
+    eprintln!("{label}: training in {}", run.dir.path.display());
+    let status = runner::worker::run_worker(
+        &run.dir.path,
+        &dataset,
+        device,
+        experiment.keep_final_weights,
+    )
+    .with_context(|| format!("training {label} in {}", run.dir.path.display()))?;
+    match status {
+        results::RunStatus::Failed => {
+            bail!("{label}: failed (see {})", run.dir.meta_path().display())
+        }
+        other => {
+            eprintln!(
+                "{label}: {}",
+                serde_json::to_string(&other)
+                    .unwrap_or_default()
+                    .trim_matches('"')
+            );
+            Ok(())
+        }
+    }
+}
+
+/// `degrade slurm`: the pending list and the sbatch script for it, submitted on request.
+fn slurm(
     experiment: &Experiment,
-    cli_dir: Option<PathBuf>,
-    offline: bool,
-) -> Result<PathBuf> {
+    at: &Locations,
+    settings: experiment::SlurmSettings,
+    submit: bool,
+    train: &TrainFlags,
+) -> Result<()> {
+    let absolute =
+        |p: &Path| std::path::absolute(p).with_context(|| format!("resolving {}", p.display()));
+    let planned = runner::sweep::plan(experiment, &at.results);
+    let todo = planned.iter().filter(|p| !p.state.is_finished()).count();
+    if todo == 0 {
+        eprintln!(
+            "{}: all {} runs are finished; nothing to submit",
+            experiment.name,
+            planned.len()
+        );
+        return Ok(());
+    }
+    // Located (and downloaded) once here, not by every task at once.
+    let dataset = locate_dataset(experiment, train)?;
+    let slurm_dir = at.results.join(&experiment.name).join("slurm");
+    std::fs::create_dir_all(&slurm_dir)
+        .with_context(|| format!("creating {}", slurm_dir.display()))?;
+    // A list per submission: a job still running keeps its own list and indices.
+    let stamp = results::now_utc().replace([':', '-'], "");
+    let list = slurm_dir.join(format!("pending-{stamp}.txt"));
+    let tasks = results::write_pending(&list, &experiment.name, &planned)?;
+    let job = runner::slurm::ArrayJob {
+        experiment_name: experiment.name.clone(),
+        tasks,
+        settings,
+        program: std::env::current_exe().context("finding this program")?,
+        experiment_file: absolute(&experiment.path)?,
+        results_root: absolute(&at.results)?,
+        pending_list: absolute(&list)?,
+        data_dir: dataset,
+        device: train.device.unwrap_or(experiment.device),
+        log_dir: absolute(&slurm_dir)?,
+        work_dir: std::env::current_dir().context("the current directory")?,
+    };
+    let script = runner::slurm::sbatch_script(&job).context("no runs to train")?;
+    let script_path = slurm_dir.join(format!("sweep-{stamp}.sbatch"));
+    results::write_atomically(&script_path, script.as_bytes())?;
+    eprintln!(
+        "{}: {tasks} pending run(s); job array script {} (its list: {})",
+        experiment.name,
+        script_path.display(),
+        list.display()
+    );
+    if submit {
+        let out = std::process::Command::new("sbatch")
+            .arg(&script_path)
+            .output()
+            .context("running sbatch (is Slurm installed on this machine?)")?;
+        if !out.status.success() {
+            bail!(
+                "sbatch {} failed: {}",
+                script_path.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        // "Submitted batch job 123"
+        print_lines(String::from_utf8_lossy(&out.stdout).trim())?;
+    } else {
+        eprintln!("submit it with: sbatch {}", script_path.display());
+    }
+    Ok(())
+}
+
+fn locate_dataset(experiment: &Experiment, train: &TrainFlags) -> Result<PathBuf> {
     let Some(first) = experiment.runs.first() else {
         bail!("{}: the experiment has no runs", experiment.path.display());
     };
     let source = data::DatasetSource::named(first.dataset.as_str())
         .with_context(|| format!("no source is known for dataset {}", first.dataset))?;
     let options = data::LocateOptions {
-        cli_dir,
+        cli_dir: train.data_dir.clone(),
         yaml_dir: experiment.data_dir.clone(),
         local_root: PathBuf::from("."),
         mirror: std::env::var("DEGRADE_DATA_MIRROR").ok(),
-        allow_download: !offline,
+        allow_download: !train.offline,
     };
     let found = data::locate_or_fetch(source, &options)?;
     eprintln!(

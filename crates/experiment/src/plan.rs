@@ -25,6 +25,75 @@ pub struct Experiment {
     pub keep_final_weights: bool,
     /// Where to train, unless the command line says otherwise.
     pub device: ComputeDevice,
+    /// The `slurm:` section (each field can be overridden on the command line).
+    pub slurm: SlurmSettings,
+}
+
+/// Resources of each task of a Slurm job array; None leaves the choice to the command
+/// line or the defaults of `degrade slurm`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmSettings {
+    /// Wall-time limit per run, as Slurm writes it: `MM`, `HH:MM:SS` or `D-HH:MM:SS`.
+    #[serde(default)]
+    pub time: Option<String>,
+    #[serde(default)]
+    pub cpus: Option<usize>,
+    #[serde(default)]
+    pub gpus: Option<usize>,
+    /// Memory per task, e.g. `4G`.
+    #[serde(default)]
+    pub mem: Option<String>,
+    #[serde(default)]
+    pub partition: Option<String>,
+    /// At most this many tasks at once (`--array=0-N%max_parallel`).
+    #[serde(default)]
+    pub max_parallel: Option<usize>,
+}
+
+impl SlurmSettings {
+    /// Why these settings cannot go into an sbatch script, if they cannot (the YAML
+    /// and the command line share this rule).
+    pub fn problem(&self) -> Option<String> {
+        let time_ok = |t: &str| {
+            let (days, clock) = t.split_once('-').unwrap_or(("0", t));
+            let parts: Vec<&str> = clock.split(':').collect();
+            days.chars().all(|c| c.is_ascii_digit())
+                && !days.is_empty()
+                && (1..=3).contains(&parts.len())
+                && parts
+                    .iter()
+                    .all(|p| !p.is_empty() && p.len() <= 3 && p.chars().all(|c| c.is_ascii_digit()))
+        };
+        let mem_ok = |m: &str| {
+            let digits = m.trim_end_matches(['K', 'M', 'G', 'T']);
+            !digits.is_empty()
+                && digits.len() + 1 >= m.len()
+                && digits.chars().all(|c| c.is_ascii_digit())
+        };
+        let word_ok = |w: &str| {
+            !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ',' | '.'))
+        };
+        match self {
+            SlurmSettings { time: Some(t), .. } if !time_ok(t) => Some(format!(
+                "time {t:?} is not a Slurm time limit: write MM, HH:MM:SS or D-HH:MM:SS"
+            )),
+            SlurmSettings { cpus: Some(0), .. } => Some("cpus must be at least 1".into()),
+            SlurmSettings {
+                max_parallel: Some(0),
+                ..
+            } => Some("max_parallel must be at least 1".into()),
+            SlurmSettings { mem: Some(m), .. } if !mem_ok(m) => Some(format!(
+                "mem {m:?} is not a Slurm memory size: write a number with K, M, G or T, e.g. 4G"
+            )),
+            SlurmSettings {
+                partition: Some(p), ..
+            } if !word_ok(p) => Some(format!("partition {p:?} is not a partition name")),
+            _ => None,
+        }
+    }
 }
 
 /// How the report draws the curves; the command line can override each.
@@ -143,6 +212,11 @@ pub fn parse_experiment(path: &Path, text: &str) -> Result<Experiment, Experimen
             })
             .unwrap_or_default(),
         keep_final_weights: spec.keep_final_weights,
+        slurm: spec
+            .slurm
+            .as_ref()
+            .map(|s| s.value.clone())
+            .unwrap_or_default(),
         device: match &spec.device {
             // Checked by `validate`.
             Some(d) => d.value.parse().unwrap_or_default(),
@@ -557,6 +631,43 @@ train:
             a.runs[0].hash(),
             "the device is not in the hash"
         );
+    }
+
+    #[test]
+    fn slurm_settings_are_optional_checked_and_not_hashed() {
+        let with = parse(&format!(
+            "{GOOD}slurm:\n  time: \"02:00:00\"\n  cpus: 2\n  mem: 8G\n  partition: gpu\n  max_parallel: 10\n"
+        ))
+        .unwrap();
+        assert_eq!(with.slurm.time.as_deref(), Some("02:00:00"));
+        assert_eq!(with.slurm.max_parallel, Some(10));
+        assert_eq!(with.runs[0].hash(), parse(GOOD).unwrap().runs[0].hash());
+        for (bad, field) in [
+            ("time: soon", "time"),
+            ("cpus: 0", "cpus"),
+            ("mem: lots", "mem"),
+            ("partition: \"a b\"", "partition"),
+            ("max_parallel: 0", "max_parallel"),
+        ] {
+            let msg = parse(&format!("{GOOD}slurm:\n  {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                msg.contains("`slurm`") && msg.contains(field),
+                "{bad}: {msg}"
+            );
+        }
+        let msg = parse(&format!("{GOOD}slurm:\n  nodes: 4\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("nodes"), "{msg}");
+        for good in ["30", "1:00:00", "2-00:00:00", "00:10:00"] {
+            let s = SlurmSettings {
+                time: Some(good.into()),
+                ..Default::default()
+            };
+            assert_eq!(s.problem(), None, "{good}");
+        }
     }
 
     #[test]

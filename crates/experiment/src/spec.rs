@@ -1,6 +1,7 @@
 //! The experiment file as the user writes it. Fields that the validator checks carry
 //! their YAML location (`Spanned`), so an impossible value is reported at its line.
 
+use crate::plan::SlurmSettings;
 use crate::run_config::{
     Augment, DatasetName, Family, ModelArch, Normalize, Schedule, Shortcut, Warmup,
 };
@@ -32,6 +33,9 @@ pub(crate) struct ExperimentSpec {
     /// part of a run's hash: the same run on another device is the same experiment.
     #[serde(default)]
     pub device: Option<Spanned<String>>,
+    /// Resources of the Slurm job array `degrade slurm` writes (never part of a hash).
+    #[serde(default)]
+    pub slurm: Option<Spanned<SlurmSettings>>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -154,6 +154,11 @@ pub(crate) fn validate(path: &Path, spec: &ExperimentSpec) -> Result<(), Experim
             );
         }
     }
+    if let Some(slurm) = &spec.slurm {
+        if let Some(why) = slurm.value.problem() {
+            return fail(&slurm.referenced, "slurm", why);
+        }
+    }
     if let Some(device) = &spec.device {
         if let Err(why) = device.value.parse::<ComputeDevice>() {
             return fail(&device.referenced, "device", why);

@@ -15,11 +15,13 @@ mod error;
 mod layout;
 mod meta;
 mod metric_row;
+mod pending;
 
 pub use atomic::write_atomically;
 pub use error::ResultsError;
 pub use layout::{plan, LockHolder, PlannedRun, RunDir, RunLock, RunState};
 pub use meta::{now_utc, RunMeta, RunStatus};
 pub use metric_row::{metrics_frame, read_metrics, write_metrics, MetricRow, METRIC_COLUMNS};
+pub use pending::{default_pending_path, read_pending, write_pending};
 /// The polars version the results are written with (re-exported for the report).
 pub use polars;

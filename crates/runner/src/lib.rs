@@ -9,6 +9,7 @@ mod error;
 pub mod progress;
 pub mod provenance;
 pub mod sgd;
+pub mod slurm;
 pub mod sweep;
 pub mod train;
 pub mod warmup;
