@@ -537,6 +537,7 @@ fn run_pending(
     if !run.dir.config_path().exists() {
         run.dir.write_config(&run.config)?;
     }
+    release_lock_on_termination(run.dir.lock_path())?;
     eprintln!("{label}: training in {}", run.dir.path.display());
     let status = runner::worker::run_worker(
         &run.dir.path,
@@ -545,6 +546,18 @@ fn run_pending(
         experiment.keep_final_weights,
     )
     .with_context(|| format!("training {label} in {}", run.dir.path.display()))?;
+    if status == results::RunStatus::Running {
+        let host = runner::provenance::host();
+        if let Some(holder) = run.dir.lock_holder(&host).filter(|h| h.host != host) {
+            // Whether a process on another node is alive cannot be checked from here:
+            // fail, so that the task shows up, rather than skip the run silently forever.
+            bail!(
+                "{label}: locked by {holder}. If that process is gone (a crashed node), delete \
+                 {} and resubmit",
+                run.dir.lock_path().display()
+            );
+        }
+    }
     match status {
         results::RunStatus::Failed => {
             bail!("{label}: failed (see {})", run.dir.meta_path().display())
@@ -559,6 +572,34 @@ fn run_pending(
             Ok(())
         }
     }
+}
+
+/// Slurm ends a task (scancel, time limit, preemption) with SIGTERM, and SIGKILL a
+/// little later. The run's lock is then removed, so that a requeued task on another
+/// node can take the run over (a lock from another host cannot be checked for a live
+/// process). Everything the worker writes is atomic, so stopping anywhere is safe; the
+/// run resumes from its last checkpoint.
+fn release_lock_on_termination(lock: PathBuf) -> Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .context("installing the termination handler")?;
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            // Only our own lock: the worker took it in this process.
+            let ours = std::fs::read(&lock)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .is_some_and(|v| v["pid"] == std::process::id());
+            if ours {
+                let _ = std::fs::remove_file(&lock);
+            }
+            eprintln!("stopped by signal {signal}; the run resumes from its last checkpoint");
+            std::process::exit(128 + signal);
+        }
+    });
+    Ok(())
 }
 
 /// `degrade slurm`: the pending list and the sbatch script for it, submitted on request.
@@ -587,9 +628,21 @@ fn slurm(
     std::fs::create_dir_all(&slurm_dir)
         .with_context(|| format!("creating {}", slurm_dir.display()))?;
     // A list per submission: a job still running keeps its own list and indices.
-    let stamp = results::now_utc().replace([':', '-'], "");
+    let stamp = format!(
+        "{}-{}",
+        results::now_utc().replace([':', '-'], ""),
+        std::process::id()
+    );
     let list = slurm_dir.join(format!("pending-{stamp}.txt"));
     let tasks = results::write_pending(&list, &experiment.name, &planned)?;
+    let device = train.device.unwrap_or(experiment.device);
+    let settings = experiment::SlurmSettings {
+        // A CUDA run needs a GPU of its own: ask for one unless told otherwise.
+        gpus: settings
+            .gpus
+            .or(matches!(device, ComputeDevice::Cuda(_)).then_some(1)),
+        ..settings
+    };
     let job = runner::slurm::ArrayJob {
         experiment_name: experiment.name.clone(),
         tasks,
@@ -599,10 +652,13 @@ fn slurm(
         results_root: absolute(&at.results)?,
         pending_list: absolute(&list)?,
         data_dir: dataset,
-        device: train.device.unwrap_or(experiment.device),
+        device,
         log_dir: absolute(&slurm_dir)?,
         work_dir: std::env::current_dir().context("the current directory")?,
     };
+    if let Some(why) = runner::slurm::problem(&job) {
+        bail!("{why}");
+    }
     let script = runner::slurm::sbatch_script(&job).context("no runs to train")?;
     let script_path = slurm_dir.join(format!("sweep-{stamp}.sbatch"));
     results::write_atomically(&script_path, script.as_bytes())?;

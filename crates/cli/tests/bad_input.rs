@@ -435,7 +435,11 @@ fn assert_no_false_done(root: &Path) {
 
 #[test]
 fn every_bad_input_fails_clearly() {
-    let cases = cases();
+    // A CUDA build on a machine with a GPU can open it: that case is for CPU builds.
+    let cases: Vec<Case> = cases()
+        .into_iter()
+        .filter(|c| !(cfg!(feature = "cuda") && c.name == "CUDA on a build without it"))
+        .collect();
     assert!(cases.len() >= 30, "the corpus has {} cases", cases.len());
     for case in &cases {
         let ws = Workspace::new();

@@ -192,7 +192,12 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
         path: path.to_path_buf(),
         source,
     };
-    let tmp = path.with_extension("part");
+    // Per process: two downloads into one directory never write the same temporary.
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{file_name}.part-{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -391,7 +396,11 @@ pub(crate) mod tests {
         download_all(&url, &[file("a.gz", &content)], dir.path()).unwrap();
         let written = std::fs::read(dir.path().join("a.gz")).unwrap();
         assert_eq!(gunzip_if_needed(Path::new("a"), written).unwrap(), content);
-        assert!(!dir.path().join("a.part").exists());
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary left"
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use crate::device::ComputeDevice;
 use crate::error::ExperimentError;
-use crate::run_config::{Family, ModelArch, RunConfig, Shortcut, TrainConfig};
+use crate::run_config::{Family, ModelArch, Normalize, RunConfig, Shortcut, TrainConfig};
 use crate::spec::ExperimentSpec;
 use crate::validate::validate;
 use std::path::{Path, PathBuf};
@@ -182,8 +182,15 @@ pub fn parse_experiment(path: &Path, text: &str) -> Result<Experiment, Experimen
                     train_limit: spec.dataset.train_limit.as_ref().map(|l| l.value),
                     test_limit: spec.dataset.test_limit.as_ref().map(|l| l.value),
                     validation: spec.dataset.validation.as_ref().map(|v| v.value),
-                    normalize: spec.dataset.normalize,
-                    augment: spec.dataset.augment.as_ref().map(|a| a.value),
+                    // Options that change nothing are left out, so that writing the
+                    // default explicitly does not make new runs.
+                    normalize: spec.dataset.normalize.filter(|n| *n != Normalize::Global),
+                    augment: spec
+                        .dataset
+                        .augment
+                        .as_ref()
+                        .map(|a| a.value)
+                        .filter(|a| a.pad > 0 || a.flip),
                     arch: spec.model.arch,
                     family: family.value,
                     depth: depth.value,
@@ -624,6 +631,12 @@ train:
         for (r, w) in a.runs.iter().zip(&warm.runs) {
             assert_eq!(r.hash() == w.hash(), r.depth != 56, "{}", r.label());
         }
+        let explicit_defaults = parse(&CONV.replace(
+            "  name: cifar10\n",
+            "  name: cifar10\n  normalize: global\n  augment: {pad: 0, flip: false}\n",
+        ))
+        .unwrap();
+        assert_eq!(explicit_defaults.runs[0].hash(), a.runs[0].hash());
         let on_gpu = parse(&format!("{CONV}device: cuda:1\n")).unwrap();
         assert_eq!(on_gpu.device, ComputeDevice::Cuda(1));
         assert_eq!(

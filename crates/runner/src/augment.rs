@@ -27,20 +27,33 @@ pub fn augment_in_place(
             continue;
         }
         source.copy_from_slice(image);
-        for c in 0..channels {
-            for y in 0..rows {
-                for x in 0..cols {
-                    // Output (y, x) shows input (y + dy, x' + dx), x' mirrored if flipped.
-                    let xm = if flip { cols - 1 - x } else { x };
-                    let (sy, sx) = (y as isize + dy, xm as isize + dx);
-                    let inside =
-                        (0..rows as isize).contains(&sy) && (0..cols as isize).contains(&sx);
-                    image[(c * rows + y) * cols + x] = if inside {
-                        source[(c * rows + sy as usize) * cols + sx as usize]
-                    } else {
-                        0.0
-                    };
-                }
+        shift_and_flip(image, &source, shape, dy, dx, flip);
+    }
+}
+
+/// Writes into `image` the `source` image seen through a window moved by (`dy`, `dx`)
+/// pixels (zeros where the window leaves the image), mirrored left-right if `flip`:
+/// output (y, x) = source(y + dy, x' + dx), x' = cols - 1 - x when flipped.
+fn shift_and_flip(
+    image: &mut [f32],
+    source: &[f32],
+    shape: [usize; 3],
+    dy: isize,
+    dx: isize,
+    flip: bool,
+) {
+    let [channels, rows, cols] = shape;
+    for c in 0..channels {
+        for y in 0..rows {
+            for x in 0..cols {
+                let xm = if flip { cols - 1 - x } else { x };
+                let (sy, sx) = (y as isize + dy, xm as isize + dx);
+                let inside = (0..rows as isize).contains(&sy) && (0..cols as isize).contains(&sx);
+                image[(c * rows + y) * cols + x] = if inside {
+                    source[(c * rows + sy as usize) * cols + sx as usize]
+                } else {
+                    0.0
+                };
             }
         }
     }
@@ -115,6 +128,25 @@ mod tests {
             ),
             ramp()
         );
+    }
+
+    #[test]
+    fn shifts_and_flips_put_every_pixel_where_it_belongs() {
+        // One 2-channel 2x3 image; channel 1 is channel 0 + 10.
+        let source: Vec<f32> = [1., 2., 3., 4., 5., 6.]
+            .iter()
+            .chain(&[11., 12., 13., 14., 15., 16.])
+            .copied()
+            .collect();
+        let mut out = vec![f32::NAN; 12];
+        // Window one row down, one column left: (y, x) shows (y + 1, x - 1).
+        shift_and_flip(&mut out, &source, [2, 2, 3], 1, -1, false);
+        assert_eq!(out, [0., 4., 5., 0., 0., 0., 0., 14., 15., 0., 0., 0.]);
+        // Mirrored, then the window one column right: (y, x) shows (y, 2 - x + 1).
+        shift_and_flip(&mut out, &source, [2, 2, 3], 0, 1, true);
+        assert_eq!(out, [0., 3., 2., 0., 6., 5., 0., 13., 12., 0., 16., 15.]);
+        shift_and_flip(&mut out, &source, [2, 2, 3], 0, 0, true);
+        assert_eq!(out, [3., 2., 1., 6., 5., 4., 13., 12., 11., 16., 15., 14.]);
     }
 
     #[test]

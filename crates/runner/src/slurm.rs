@@ -35,6 +35,15 @@ fn quote(path: &Path) -> String {
     format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
 }
 
+/// Why `job` cannot be written as a script, if it cannot: `#SBATCH` lines are not
+/// shell-quoted, and Slurm reads `%` in a file name as a pattern.
+pub fn problem(job: &ArrayJob) -> Option<String> {
+    let log = job.log_dir.display().to_string();
+    (log.contains(char::is_whitespace) || log.contains('%')).then(|| {
+        format!("the results directory {log} holds a space or '%', which #SBATCH --output cannot take: use --results with a plain path")
+    })
+}
+
 /// The sbatch script for `job`; `None` if there is nothing to train.
 pub fn sbatch_script(job: &ArrayJob) -> Option<String> {
     if job.tasks == 0 {
@@ -64,6 +73,8 @@ pub fn sbatch_script(job: &ArrayJob) -> Option<String> {
         format!("#SBATCH --cpus-per-task={cpus}"),
         format!("#SBATCH --mem={}", s.mem.as_deref().unwrap_or(DEFAULT_MEM)),
         format!("#SBATCH --output={}/%A_%a.out", job.log_dir.display()),
+        // A requeued task appends to its log instead of replacing the first attempt's.
+        "#SBATCH --open-mode=append".into(),
         "#SBATCH --requeue".into(),
     ];
     if let Some(p) = &s.partition {
@@ -150,5 +161,12 @@ mod tests {
         assert!(script.contains(&format!("--time={DEFAULT_TIME}")));
         assert!(!script.contains("--partition") && !script.contains("--gres"));
         assert!(sbatch_script(&job(0, SlurmSettings::default())).is_none());
+        assert!(script.contains("--open-mode=append"));
+        assert_eq!(problem(&job(3, SlurmSettings::default())), None);
+        let spaced = ArrayJob {
+            log_dir: "/shared/my results/slurm".into(),
+            ..job(3, SlurmSettings::default())
+        };
+        assert!(problem(&spaced).unwrap().contains("--results"));
     }
 }

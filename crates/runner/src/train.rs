@@ -177,8 +177,9 @@ fn restore(varmap: &VarMap, sgd: &mut Sgd, checkpoint: &Checkpoint) -> Result<()
     Ok(())
 }
 
-/// Trains `config` from scratch, or from `resume`; the metrics of a resumed run are
-/// identical to an uninterrupted one's (wall times aside): weights, BatchNorm statistics,
+/// Trains `config` from scratch, or from `resume`; on the CPU the metrics of a resumed
+/// run are identical to an uninterrupted one's (wall times aside; GPU kernels need not
+/// be deterministic): weights, BatchNorm statistics,
 /// momentum and the warm-up's state come from the checkpoint, and the batch order,
 /// augmentation and learning rate depend only on the seed, the epoch and the iteration.
 ///
@@ -207,12 +208,16 @@ pub fn train(
     let mut warmup = WarmupState::new(t.warmup.clone());
     let (mut rows, first_epoch, mut iteration) = match resume {
         Some(Resume { checkpoint, rows }) => {
-            restore(&varmap, &mut sgd, &checkpoint)?;
+            restore(&varmap, &mut sgd, &checkpoint).map_err(|e| match e {
+                TrainError::Config(why) => TrainError::Config(format!("{}: {why}", config.label())),
+                other => other,
+            })?;
             if t.warmup.is_some() {
                 warmup = WarmupState::from_record(t.warmup.clone(), &checkpoint.warmup)
                     .ok_or_else(|| {
                         TrainError::Config(format!(
-                            "the checkpoint's warm-up record {:?} is not valid",
+                            "{}: the checkpoint's warm-up record {:?} is not valid (delete the checkpoint to train this run again from the start)",
+                            config.label(),
                             checkpoint.warmup
                         ))
                     })?;

@@ -58,7 +58,7 @@ impl WarmupState {
         }
     }
 
-    /// When the warm-up ended, if it has (recorded in run metadata).
+    /// When the warm-up ended, if it has.
     pub fn ended_at(&self) -> Option<usize> {
         self.ended_at
     }

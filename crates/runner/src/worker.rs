@@ -253,6 +253,22 @@ pub fn load_datasets(config: &RunConfig, data_dir: &Path) -> Result<Datasets, Tr
         Some(n) => splits.test.truncated(n),
         None => splits.test,
     };
+    // Every split must hold images of one shape: statistics are per position.
+    let shape = |s: &data::ImageSet| (s.channels, s.rows, s.cols);
+    for (what, set) in [
+        ("test", Some(&test_set)),
+        ("validation", validation_set.as_ref()),
+    ] {
+        if let Some(set) = set.filter(|s| shape(s) != shape(&train_set)) {
+            return Err(TrainError::Config(format!(
+                "{}: the {what} images in {} are {:?} (channels, rows, cols), the training images {:?}",
+                config.label(),
+                data_dir.display(),
+                shape(set),
+                shape(&train_set)
+            )));
+        }
+    }
     let mut others = vec![&test_set];
     others.extend(validation_set.as_ref());
     let (train, mut rest) = normalise(&train_set, &others, config.normalize);
