@@ -195,3 +195,55 @@ fn a_job_array_trains_every_run_once_and_a_resubmission_finishes_a_cancelled_one
         started.elapsed().as_secs_f64()
     );
 }
+
+/// Slurm ends a task with SIGTERM (scancel, time limit, preemption). The task must take
+/// its lock with it, or a requeued task on another node would find the run "being
+/// trained" by a process it cannot check, and skip it forever.
+#[test]
+fn a_terminated_run_task_releases_its_lock_and_resumes_later() {
+    let ws = Workspace::new();
+    ws.write_experiment(&experiment_yaml("term", "[4]", "").replace("epochs: 2", "epochs: 400"));
+    let plan = ws.degrade(&["plan", "exp.yaml", "--pending"]);
+    assert!(plan.status.success(), "{}", text(&plan));
+    let run_args = [
+        "run",
+        "exp.yaml",
+        "--index",
+        "0",
+        "--data-dir",
+        "idx",
+        "--offline",
+    ];
+    let mut child = Command::new(BIN)
+        .args(run_args)
+        .current_dir(&ws.root)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let names = results::read_pending(&ws.root.join("results/term/pending.txt"), "term").unwrap();
+    let dir = ws.root.join("results/term").join(&names[0]);
+    let start = Instant::now();
+    while !dir.join("checkpoint.safetensors").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "never checkpointed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(dir.join("lock").exists());
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.code(), Some(128 + 15), "{exit:?}");
+    assert!(!dir.join("lock").exists(), "the lock outlived its process");
+    assert_ne!(status(&dir), "done");
+    // The same entry again (a requeued task) finishes the run.
+    let again = ws.degrade(&run_args);
+    assert!(again.status.success(), "{}", text(&again));
+    assert_eq!(status(&dir), "done");
+    assert_eq!(epochs(&dir), (1..=400).collect::<Vec<u32>>());
+}
