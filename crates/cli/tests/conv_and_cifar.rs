@@ -46,7 +46,11 @@ fn a_cifar_sweep_with_every_option_trains_logs_validation_and_reruns_nothing() {
             assert!(config.contains(needle), "{needle} missing from {config}");
         }
     }
-    assert!(ws.root.join("reports/tiny-cifar/index.html").exists());
+    let report = std::fs::read_to_string(ws.root.join("reports/tiny-cifar/index.html")).unwrap();
+    assert!(
+        report.contains("validation error (%)"),
+        "the report shows the validation split"
+    );
     let again = ws.degrade(&args);
     assert!(again.status.success(), "{}", text(&again));
     assert!(

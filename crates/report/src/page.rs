@@ -49,6 +49,10 @@ struct RunRow {
     epochs: String,
     train_error: String,
     test_error: String,
+    /// Empty without a validation split.
+    val_error: String,
+    /// Optimiser steps done (empty in files from before the column existed).
+    iterations: String,
     wall_s: String,
     hash: String,
     parquet: Option<String>,
@@ -293,6 +297,11 @@ fn run_rows(runs: &[RunRecord], out_dir: &Path) -> Vec<RunRow> {
                 epochs: format!("{}/{}", r.rows.len(), r.config.planned_epochs()),
                 train_error: last.map(|l| pct(l.train_error)).unwrap_or_default(),
                 test_error: last.map(|l| pct(l.test_error)).unwrap_or_default(),
+                val_error: last.and_then(|l| l.val_error).map(pct).unwrap_or_default(),
+                iterations: last
+                    .and_then(|l| l.iteration)
+                    .map(|i| i.to_string())
+                    .unwrap_or_default(),
                 wall_s: r
                     .meta
                     .as_ref()
@@ -363,7 +372,12 @@ pub fn render_experiment(
     ctx.insert("smoothing", &settings.smoothing);
     ctx.insert("diverged", &diverged);
     ctx.insert("table", &table);
-    ctx.insert("runs", &run_rows(runs, &out_dir));
+    let run_rows = run_rows(runs, &out_dir);
+    ctx.insert(
+        "has_validation",
+        &run_rows.iter().any(|r| !r.val_error.is_empty()),
+    );
+    ctx.insert("runs", &run_rows);
     ctx.insert("runs_done", &runs_done);
     ctx.insert("runs_total", &runs.len());
     ctx.insert("yaml", &experiment.source);
