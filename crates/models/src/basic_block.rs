@@ -2,6 +2,7 @@
 //! the shortcut added, then ReLU. The plain twin is the same block without the addition.
 
 use crate::conv_layer::{conv_layer, ConvLayer, ConvShape};
+use crate::probe::{two_layer_branch, Probe};
 use crate::shortcut::{shortcut, Shortcut, ShortcutOption};
 use candle_core::{Result, Tensor};
 use candle_nn::{ModuleT, VarBuilder};
@@ -12,6 +13,7 @@ pub struct BasicBlock {
     second: ConvLayer,
     /// None in a plain net.
     shortcut: Option<Shortcut>,
+    changes_shape: bool,
 }
 
 /// Where a block sits and what it maps.
@@ -69,16 +71,45 @@ pub fn basic_block(
                 )
             })
             .transpose()?,
+        changes_shape: shape.changes_shape(),
     })
 }
 
-impl ModuleT for BasicBlock {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        let h = self.first.forward_t(xs, train)?.relu()?;
-        let h = self.second.forward_t(&h, train)?;
+impl BasicBlock {
+    /// The forward pass; `name` is the block's path, for the recorded responses.
+    pub fn forward_probe(
+        &self,
+        xs: &Tensor,
+        train: bool,
+        name: &str,
+        probe: &mut Probe,
+    ) -> Result<Tensor> {
+        let h = two_layer_branch(&self.first, &self.second, xs, train, name, probe)?;
         match &self.shortcut {
             Some(shortcut) => (h + shortcut.forward_t(xs, train)?)?.relu(),
             None => h.relu(),
         }
+    }
+
+    /// Whether the block can be deleted: a residual block leaves its shortcut, a plain
+    /// block leaves the identity, which only fits where it keeps the shape.
+    pub fn can_be_deleted(&self) -> bool {
+        self.shortcut.is_some() || !self.changes_shape
+    }
+
+    /// The block deleted: its shortcut alone (a residual block), the identity (a plain
+    /// block that keeps the shape), or None (a plain block that changes it).
+    pub fn deleted(&self, xs: &Tensor, train: bool) -> Option<Result<Tensor>> {
+        match &self.shortcut {
+            Some(shortcut) => Some(shortcut.forward_t(xs, train)),
+            None if !self.changes_shape => Some(Ok(xs.clone())),
+            None => None,
+        }
+    }
+}
+
+impl ModuleT for BasicBlock {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_probe(xs, train, "", &mut Probe::none())
     }
 }

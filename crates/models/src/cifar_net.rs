@@ -8,6 +8,7 @@ use crate::basic_block::{basic_block, BasicBlock, BlockShape};
 use crate::conv_layer::{conv_layer, ConvLayer, ConvShape};
 use crate::error::ModelError;
 use crate::family::Family;
+use crate::probe::Probe;
 use crate::shortcut::{projection_shape, ShortcutOption};
 use crate::summary::{ArchSummary, LayerSummary};
 use candle_core::{Result, Tensor};
@@ -171,6 +172,8 @@ impl CifarConfig {
 pub struct CifarNet {
     stem: ConvLayer,
     blocks: Vec<BasicBlock>,
+    /// Each block's path (`stages.1.0`), for recorded responses.
+    block_names: Vec<String>,
     classifier_weight: Tensor,
     classifier_bias: Tensor,
 }
@@ -186,6 +189,10 @@ pub fn cifar_net(cfg: &CifarConfig, vb: VarBuilder) -> std::result::Result<Cifar
         1.0
     };
     let option = cfg.residual().then_some(cfg.shortcut);
+    let block_names = blocks_shapes
+        .iter()
+        .map(|(stage, i, _)| format!("stages.{stage}.{i}"))
+        .collect();
     let blocks = blocks_shapes
         .into_iter()
         .map(|(stage, i, shape)| {
@@ -205,21 +212,51 @@ pub fn cifar_net(cfg: &CifarConfig, vb: VarBuilder) -> std::result::Result<Cifar
     Ok(CifarNet {
         stem,
         blocks,
+        block_names,
         classifier_weight,
         classifier_bias,
     })
 }
 
-impl ModuleT for CifarNet {
-    /// `xs`: (batch, channels, rows, cols) -> logits (batch, classes).
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        let mut h = self.stem.forward_t(xs, train)?.relu()?;
-        for block in &self.blocks {
-            h = block.forward_t(&h, train)?;
+impl CifarNet {
+    /// Blocks, in forward order.
+    pub fn blocks(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// Whether block `i` can be deleted: any residual block (its shortcut remains), a
+    /// plain block only where it keeps the shape.
+    pub fn can_delete(&self, i: usize) -> bool {
+        self.blocks.get(i).is_some_and(BasicBlock::can_be_deleted)
+    }
+
+    /// The forward pass, recording responses or deleting a block as `probe` says.
+    pub fn forward_probe(&self, xs: &Tensor, train: bool, probe: &mut Probe) -> Result<Tensor> {
+        let h = self.stem.forward_t(xs, train)?;
+        probe.record("stem", &h);
+        let mut h = h.relu()?;
+        for (i, (block, name)) in self.blocks.iter().zip(&self.block_names).enumerate() {
+            h = if probe.lesion == Some(i) {
+                match block.deleted(&h, train) {
+                    Some(h) => h?,
+                    None => candle_core::bail!(
+                        "block {name} of a plain net changes the shape: it cannot be deleted"
+                    ),
+                }
+            } else {
+                block.forward_probe(&h, train, name, probe)?
+            };
         }
         h.mean((2, 3))?
             .matmul(&self.classifier_weight.t()?)?
             .broadcast_add(&self.classifier_bias)
+    }
+}
+
+impl ModuleT for CifarNet {
+    /// `xs`: (batch, channels, rows, cols) -> logits (batch, classes).
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_probe(xs, train, &mut Probe::none())
     }
 }
 

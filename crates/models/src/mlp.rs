@@ -8,6 +8,7 @@
 use crate::dense_layer::{dense_layer, DenseLayer};
 use crate::error::ModelError;
 use crate::family::Family;
+use crate::probe::{two_layer_branch, Probe};
 use crate::summary::{ArchSummary, LayerSummary};
 use candle_core::{Result, Tensor};
 use candle_nn::{Init, ModuleT, VarBuilder};
@@ -81,10 +82,15 @@ struct Block {
     residual: bool,
 }
 
-impl ModuleT for Block {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        let h = self.first.forward_t(xs, train)?.relu()?;
-        let h = self.second.forward_t(&h, train)?;
+impl Block {
+    fn forward_probe(
+        &self,
+        xs: &Tensor,
+        train: bool,
+        name: &str,
+        probe: &mut Probe,
+    ) -> Result<Tensor> {
+        let h = two_layer_branch(&self.first, &self.second, xs, train, name, probe)?;
         if self.residual {
             (h + xs)?.relu()
         } else {
@@ -137,17 +143,33 @@ pub fn mlp(cfg: &MlpConfig, vb: VarBuilder) -> std::result::Result<Mlp, ModelErr
     })
 }
 
+impl Mlp {
+    /// Blocks, in forward order (each can be deleted: an MLP block keeps its shape).
+    pub fn blocks(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// The forward pass, recording responses or deleting a block as `probe` says.
+    pub fn forward_probe(&self, xs: &Tensor, train: bool, probe: &mut Probe) -> Result<Tensor> {
+        let xs = xs.flatten_from(1)?;
+        let h = self.input.forward_t(&xs, train)?;
+        probe.record("input", &h);
+        let mut h = h.relu()?;
+        for (i, block) in self.blocks.iter().enumerate() {
+            if probe.lesion != Some(i) {
+                h = block.forward_probe(&h, train, &format!("blocks.{i}"), probe)?;
+            }
+        }
+        h.matmul(&self.classifier_weight.t()?)?
+            .broadcast_add(&self.classifier_bias)
+    }
+}
+
 impl ModuleT for Mlp {
     /// `xs`: (batch, inputs) or (batch, channels, rows, cols), flattened here -> logits
     /// (batch, classes).
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        let xs = xs.flatten_from(1)?;
-        let mut h = self.input.forward_t(&xs, train)?.relu()?;
-        for block in &self.blocks {
-            h = block.forward_t(&h, train)?;
-        }
-        h.matmul(&self.classifier_weight.t()?)?
-            .broadcast_add(&self.classifier_bias)
+        self.forward_probe(xs, train, &mut Probe::none())
     }
 }
 

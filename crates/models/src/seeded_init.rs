@@ -15,11 +15,21 @@ struct SeededInit {
 /// A builder that creates missing parameters in `varmap` from `seed` (existing ones,
 /// e.g. loaded from a checkpoint, are returned as they are).
 pub fn seeded_var_builder(varmap: &VarMap, seed: u64, device: &Device) -> VarBuilder<'static> {
+    seeded_var_builder_with_dtype(varmap, seed, DType::F32, device)
+}
+
+/// The same, with parameters of `dtype` (training uses f32; gradient checks use f64).
+pub fn seeded_var_builder_with_dtype(
+    varmap: &VarMap,
+    seed: u64,
+    dtype: DType,
+    device: &Device,
+) -> VarBuilder<'static> {
     let backend = SeededInit {
         varmap: varmap.clone(),
         seed,
     };
-    VarBuilder::from_backend(Box::new(backend), DType::F32, device.clone())
+    VarBuilder::from_backend(Box::new(backend), dtype, device.clone())
 }
 
 impl SimpleBackend for SeededInit {

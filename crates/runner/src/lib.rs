@@ -6,6 +6,7 @@ pub mod augment;
 pub mod batches;
 pub mod checkpoint;
 mod error;
+pub mod gradient_flow;
 pub mod progress;
 pub mod provenance;
 pub mod sgd;

@@ -1,0 +1,77 @@
+//! Looking inside a forward pass, for the diagnostics of why deep plain nets train worse:
+//! each weighted layer's response (after BN, before the ReLU or the addition: the
+//! paper's Figure 7), and the network with one block deleted (the lesion study of Veit,
+//! Wilber and Belongie 2016: y = shortcut(x) instead of y = relu(f(x) + shortcut(x))).
+
+use candle_core::{Result, Tensor};
+
+#[derive(Debug, Default)]
+pub struct Probe {
+    /// Collect responses into `responses`.
+    pub record: bool,
+    /// (layer path, its pre-activation output), in forward order.
+    pub responses: Vec<(String, Tensor)>,
+    /// The 0-based block (in forward order) to delete.
+    pub lesion: Option<usize>,
+}
+
+impl Probe {
+    /// A probe that changes and records nothing (a plain forward pass).
+    pub fn none() -> Self {
+        Probe::default()
+    }
+
+    /// Records responses.
+    pub fn responses() -> Self {
+        Probe {
+            record: true,
+            ..Probe::default()
+        }
+    }
+
+    /// Deletes block `block`.
+    pub fn lesion(block: usize) -> Self {
+        Probe {
+            lesion: Some(block),
+            ..Probe::default()
+        }
+    }
+
+    pub(crate) fn record(&mut self, name: &str, response: &Tensor) {
+        if self.record {
+            self.responses.push((name.to_string(), response.clone()));
+        }
+    }
+}
+
+/// The residual branch of a two-layer block, `second(relu(first(x)))`, recording both
+/// layers' responses as `<name>.first` and `<name>.second`.
+pub(crate) fn two_layer_branch<L: candle_nn::ModuleT>(
+    first: &L,
+    second: &L,
+    xs: &Tensor,
+    train: bool,
+    name: &str,
+    probe: &mut Probe,
+) -> Result<Tensor> {
+    let h = first.forward_t(xs, train)?;
+    probe.record(&format!("{name}.first"), &h);
+    let h = second.forward_t(&h.relu()?, train)?;
+    probe.record(&format!("{name}.second"), &h);
+    Ok(h)
+}
+
+/// The standard deviation of each recorded response over all its entries (the paper's
+/// Figure 7 statistic), in forward order.
+pub fn response_stds(probe: &Probe) -> Result<Vec<(String, f64)>> {
+    probe
+        .responses
+        .iter()
+        .map(|(name, t)| {
+            let t = t.flatten_all()?.to_dtype(candle_core::DType::F64)?;
+            let mean = t.mean_all()?;
+            let var = t.broadcast_sub(&mean)?.sqr()?.mean_all()?;
+            Ok((name.clone(), var.to_scalar::<f64>()?.sqrt()))
+        })
+        .collect()
+}
