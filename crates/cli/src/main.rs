@@ -61,6 +61,10 @@ struct ReportFlags {
     y_range: Option<(f64, f64)>,
 }
 
+fn parse_diagnostics(text: &str) -> std::result::Result<experiment::Diagnostics, String> {
+    serde_json::from_str(text).map_err(|e| format!("{text:?}: {e}"))
+}
+
 fn parse_range(text: &str) -> std::result::Result<(f64, f64), String> {
     let (lo, hi) = text
         .split_once(',')
@@ -194,6 +198,9 @@ enum Command {
         device: ComputeDevice,
         #[arg(long)]
         keep_final_weights: bool,
+        /// What to measure besides the metrics, as JSON (the experiment's `diagnostics`).
+        #[arg(long, value_parser = parse_diagnostics)]
+        diagnostics: Option<experiment::Diagnostics>,
     },
 }
 
@@ -290,9 +297,16 @@ fn run(cli: Cli) -> Result<()> {
             data_dir,
             device,
             keep_final_weights,
+            diagnostics,
         } => {
-            runner::worker::run_worker(&run_dir, &data_dir, device, keep_final_weights)
-                .with_context(|| format!("training {}", run_dir.display()))?;
+            runner::worker::run_worker(
+                &run_dir,
+                &data_dir,
+                device,
+                keep_final_weights,
+                &diagnostics.unwrap_or_default(),
+            )
+            .with_context(|| format!("training {}", run_dir.display()))?;
             Ok(())
         }
     }
@@ -441,6 +455,7 @@ fn sweep(
                 worker: vec![worker_exe.into_os_string(), "worker".into()],
                 keep_final_weights: experiment.keep_final_weights,
                 device,
+                diagnostics: experiment.diagnostics.clone(),
             },
             &interrupt,
         )?;
@@ -544,6 +559,7 @@ fn run_pending(
         &dataset,
         device,
         experiment.keep_final_weights,
+        &experiment.diagnostics,
     )
     .with_context(|| format!("training {label} in {}", run.dir.path.display()))?;
     if status == results::RunStatus::Running {

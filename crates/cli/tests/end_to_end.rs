@@ -59,11 +59,15 @@ fn sweep_writes_parquet_and_report_and_reruns_only_new_depths() {
 
     let html = std::fs::read_to_string(ws.root.join("reports/tiny/index.html")).unwrap();
     assert!(html.contains("id=\"verdict\""));
+    let training = &html[..html.find("id=\"why\"").unwrap_or(html.len())];
     assert_eq!(
-        html.matches("<svg").count(),
+        training.matches("<svg").count(),
         3,
         "one panel per family and error vs depth"
     );
+    // Then the diagnostics (on by default): gradients at initialisation (16 iterations
+    // are fewer than the default 50 between logs, so no later ones), responses, lesion.
+    assert_eq!(html.matches("<svg").count(), 3 + 3);
     assert!(html.contains("final error against depth"));
     assert!(
         html.contains("Not yet evidence"),
@@ -255,4 +259,70 @@ fn final_weights_are_kept_when_asked() {
     let dir = &ws.run_dirs("keep")[0];
     assert!(dir.join("final.safetensors").is_file());
     assert!(!dir.join("checkpoint.safetensors").exists());
+}
+
+#[test]
+fn diagnostics_are_written_beside_the_metrics_and_shown_in_the_report_unless_switched_off() {
+    let ws = Workspace::new();
+    // 256 images in batches of 32: 8 iterations per epoch, 16 in all; every 5 -> 0, 5, 10, 15.
+    let yaml = experiment_yaml("diag", "[4, 8]", "")
+        + "diagnostics:\n  gradient_every: 5\n  lesion_images: 64\n";
+    ws.write_experiment(&yaml);
+    let out = ws.sweep();
+    assert!(out.status.success(), "{}", text(&out));
+    for dir in ws.run_dirs("diag") {
+        let depth: usize = if dir.to_string_lossy().contains("-d8-") {
+            8
+        } else {
+            4
+        };
+        let g = results::read_gradients(&dir.join("gradients.parquet")).unwrap();
+        let iterations: std::collections::BTreeSet<u64> = g.iter().map(|r| r.iteration).collect();
+        assert_eq!(iterations.into_iter().collect::<Vec<_>>(), [0, 5, 10, 15]);
+        assert_eq!(g.len(), 4 * depth, "one norm per weighted layer");
+        // Zero-initialised residual blocks get no gradient at initialisation (their
+        // branch is multiplied by a zero gamma); every later norm is positive.
+        assert!(g
+            .iter()
+            .all(|r| r.grad_norm.is_finite() && r.grad_norm >= 0.0));
+        assert!(g
+            .iter()
+            .filter(|r| r.iteration > 0)
+            .all(|r| r.grad_norm > 0.0));
+        let r = results::read_responses(&dir.join("responses.parquet")).unwrap();
+        assert_eq!(
+            r.len(),
+            depth - 1,
+            "every weighted layer but the classifier"
+        );
+        let l = results::read_lesion(&dir.join("lesion.parquet")).unwrap();
+        assert_eq!(l.len(), (depth - 2) / 2, "every MLP block can be deleted");
+    }
+    let report = std::fs::read_to_string(ws.root.join("reports/diag/index.html")).unwrap();
+    for needle in [
+        "Why it happens",
+        "Gradient flow at initialisation",
+        "Lesion study",
+        "layer responses",
+    ] {
+        assert!(report.contains(needle), "{needle} missing from the report");
+    }
+
+    // Switched off: the same runs are done (diagnostics are not in the hash); new ones
+    // write no diagnostic files.
+    let off = experiment_yaml("quiet", "[4]", "")
+        + "diagnostics: {gradient_every: 0, responses: false, lesion: false}\n";
+    ws.write_experiment(&off);
+    let out = ws.sweep();
+    assert!(out.status.success(), "{}", text(&out));
+    for dir in ws.run_dirs("quiet") {
+        for file in ["gradients.parquet", "responses.parquet", "lesion.parquet"] {
+            assert!(
+                !dir.join(file).exists(),
+                "{file} written although switched off"
+            );
+        }
+    }
+    let report = std::fs::read_to_string(ws.root.join("reports/quiet/index.html")).unwrap();
+    assert!(!report.contains("Why it happens"));
 }

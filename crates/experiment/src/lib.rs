@@ -13,7 +13,9 @@ mod validate;
 
 pub use device::ComputeDevice;
 pub use error::ExperimentError;
-pub use plan::{load_experiment, parse_experiment, Experiment, ReportSettings, SlurmSettings};
+pub use plan::{
+    load_experiment, parse_experiment, Diagnostics, Experiment, ReportSettings, SlurmSettings,
+};
 pub use run_config::{
     Augment, DatasetName, Family, ModelArch, Normalize, RunConfig, Schedule, Shortcut, TrainConfig,
     Warmup, WARMUP_WINDOW,

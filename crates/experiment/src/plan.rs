@@ -27,6 +27,61 @@ pub struct Experiment {
     pub device: ComputeDevice,
     /// The `slurm:` section (each field can be overridden on the command line).
     pub slurm: SlurmSettings,
+    /// What the trainer measures besides the metrics (the `diagnostics:` section).
+    pub diagnostics: Diagnostics,
+}
+
+/// Measurements that explain the degradation, taken while and after a run trains. They
+/// never change the numbers a run produces, so they are not part of its hash.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Diagnostics {
+    /// Log each weighted layer's gradient norm every this many iterations, from
+    /// iteration 0 (at initialisation); 0 turns it off.
+    #[serde(default = "Diagnostics::default_gradient_every")]
+    pub gradient_every: usize,
+    /// After training: each layer's response std on a fixed batch (the paper's Figure 7).
+    #[serde(default = "Diagnostics::yes")]
+    pub responses: bool,
+    /// After training: test error with each block deleted (Veit et al. 2016).
+    #[serde(default = "Diagnostics::yes")]
+    pub lesion: bool,
+    /// Test images the lesion study evaluates each deleted block on.
+    #[serde(default = "Diagnostics::default_lesion_images")]
+    pub lesion_images: usize,
+}
+
+impl Diagnostics {
+    fn default_gradient_every() -> usize {
+        50
+    }
+    fn default_lesion_images() -> usize {
+        1000
+    }
+    fn yes() -> bool {
+        true
+    }
+
+    /// Nothing measured (for tests and benchmarks).
+    pub fn off() -> Self {
+        Diagnostics {
+            gradient_every: 0,
+            responses: false,
+            lesion: false,
+            lesion_images: 0,
+        }
+    }
+}
+
+impl Default for Diagnostics {
+    fn default() -> Self {
+        Diagnostics {
+            gradient_every: Self::default_gradient_every(),
+            responses: true,
+            lesion: true,
+            lesion_images: Self::default_lesion_images(),
+        }
+    }
 }
 
 /// Resources of each task of a Slurm job array; None leaves the choice to the command
@@ -219,6 +274,7 @@ pub fn parse_experiment(path: &Path, text: &str) -> Result<Experiment, Experimen
             })
             .unwrap_or_default(),
         keep_final_weights: spec.keep_final_weights,
+        diagnostics: spec.diagnostics.clone().unwrap_or_default(),
         slurm: spec
             .slurm
             .as_ref()
@@ -681,6 +737,22 @@ train:
             };
             assert_eq!(s.problem(), None, "{good}");
         }
+    }
+
+    #[test]
+    fn diagnostics_default_on_can_be_switched_off_and_are_not_hashed() {
+        assert_eq!(parse(GOOD).unwrap().diagnostics, Diagnostics::default());
+        let off = parse(&format!(
+            "{GOOD}diagnostics:\n  gradient_every: 0\n  responses: false\n  lesion: false\n"
+        ))
+        .unwrap();
+        assert_eq!(off.diagnostics.gradient_every, 0);
+        assert!(!off.diagnostics.responses && !off.diagnostics.lesion);
+        assert_eq!(off.runs[0].hash(), parse(GOOD).unwrap().runs[0].hash());
+        let msg = parse(&format!("{GOOD}diagnostics:\n  gradients: 5\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("gradients"), "{msg}");
     }
 
     #[test]

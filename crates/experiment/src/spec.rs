@@ -1,7 +1,7 @@
 //! The experiment file as the user writes it. Fields that the validator checks carry
 //! their YAML location (`Spanned`), so an impossible value is reported at its line.
 
-use crate::plan::SlurmSettings;
+use crate::plan::{Diagnostics, SlurmSettings};
 use crate::run_config::{
     Augment, DatasetName, Family, ModelArch, Normalize, Schedule, Shortcut, Warmup,
 };
@@ -36,6 +36,9 @@ pub(crate) struct ExperimentSpec {
     /// Resources of the Slurm job array `degrade slurm` writes (never part of a hash).
     #[serde(default)]
     pub slurm: Option<Spanned<SlurmSettings>>,
+    /// Gradient flow, layer responses, lesion study (never part of a hash).
+    #[serde(default)]
+    pub diagnostics: Option<Diagnostics>,
 }
 
 #[derive(Debug, Deserialize, Default)]

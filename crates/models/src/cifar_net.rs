@@ -224,6 +224,11 @@ impl CifarNet {
         self.blocks.len()
     }
 
+    /// Block `i`'s parameter path.
+    pub fn block_name(&self, i: usize) -> String {
+        self.block_names.get(i).cloned().unwrap_or_default()
+    }
+
     /// Whether block `i` can be deleted: any residual block (its shortcut remains), a
     /// plain block only where it keeps the shape.
     pub fn can_delete(&self, i: usize) -> bool {

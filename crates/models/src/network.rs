@@ -46,6 +46,14 @@ impl Network {
         }
     }
 
+    /// Block `i`'s parameter path (`blocks.3`, `stages.1.0`).
+    pub fn block_name(&self, i: usize) -> String {
+        match self {
+            Network::Mlp(_) => format!("blocks.{i}"),
+            Network::Cifar(net) => net.block_name(i),
+        }
+    }
+
     /// Whether block `i` can be deleted (see `Probe`).
     pub fn can_delete(&self, i: usize) -> bool {
         match self {

@@ -265,6 +265,103 @@ fn draw_depth<'a>(
     Ok(())
 }
 
+/// One line of a diagnostics chart: (x, y) points against layer or block index.
+#[derive(Debug, Clone)]
+pub struct LayerSeries {
+    pub label: String,
+    pub color: usize,
+    pub dashed: bool,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A chart of values against layer (or block) index; `log_y` for quantities that span
+/// orders of magnitude (gradient norms).
+pub fn layer_chart(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    log_y: bool,
+    series: &[LayerSeries],
+) -> Result<String, ReportError> {
+    let mut svg = String::new();
+    draw_layers(&mut svg, title, x_desc, y_desc, log_y, series).map_err(chart_error(title))?;
+    Ok(svg)
+}
+
+fn draw_layers<'a>(
+    svg: &'a mut String,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    log_y: bool,
+    series: &[LayerSeries],
+) -> DrawResult<'a> {
+    let map = |y: f64| if log_y { y.max(1e-12).log10() } else { y };
+    let all = || {
+        series
+            .iter()
+            .flat_map(|s| s.points.iter())
+            .filter(|p| !log_y || p.1 > 0.0)
+    };
+    let x_max = all().map(|p| p.0).fold(1.0, f64::max);
+    let x_min = all().map(|p| p.0).fold(x_max, f64::min).min(x_max - 1.0);
+    let (lo, hi) = all()
+        .map(|p| map(p.1))
+        .fold((f64::MAX, f64::MIN), |(lo, hi), y| (lo.min(y), hi.max(y)));
+    let (lo, hi) = if lo > hi { (0.0, 1.0) } else { (lo, hi) };
+    let pad = ((hi - lo) * 0.08).max(if log_y { 0.1 } else { 1e-3 });
+    let y_range = if log_y {
+        (lo - pad)..(hi + pad)
+    } else {
+        (lo - pad).min(0.0)..(hi + pad)
+    };
+    let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x_min..x_max, y_range)?;
+    let y_label = |y: &f64| {
+        if log_y {
+            format!("1e{y:.1}")
+        } else {
+            format!("{y:.3}")
+        }
+    };
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .x_label_formatter(&whole_number_label)
+        .y_label_formatter(&y_label)
+        .label_style(("sans-serif", 13))
+        .draw()?;
+    for s in series {
+        let color = PALETTE[s.color % PALETTE.len()];
+        // A log axis cannot show zeros (a zero-initialised block's gradient at first).
+        let line: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .filter(|p| !log_y || p.1 > 0.0)
+            .map(|&(x, y)| (x, map(y)))
+            .collect();
+        let width = if s.dashed { 2 } else { 3 };
+        let drawn = if s.dashed {
+            chart.draw_series(DashedLineSeries::new(line, 6, 4, color.stroke_width(width)))?
+        } else {
+            chart.draw_series(LineSeries::new(line, color.stroke_width(width)))?
+        };
+        drawn.label(s.label.clone()).legend(move |(x, y)| {
+            PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(width))
+        });
+    }
+    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+    root.present()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,6 +416,27 @@ mod tests {
         );
         let svg = error_panel("plain", &curves(), 2.0, axis).unwrap();
         assert!(svg.contains("log scale"));
+    }
+
+    #[test]
+    fn layer_chart_draws_every_series_on_a_log_axis() {
+        let series = vec![
+            LayerSeries {
+                label: "plain-8".into(),
+                color: 0,
+                dashed: false,
+                points: vec![(1.0, 1e-4), (8.0, 1.0)],
+            },
+            LayerSeries {
+                label: "residual-8".into(),
+                color: 0,
+                dashed: true,
+                points: vec![(1.0, 0.1), (8.0, 0.5)],
+            },
+        ];
+        let svg = layer_chart("gradients", "layer", "norm", true, &series).unwrap();
+        assert!(svg.contains("plain-8") && svg.contains("residual-8") && svg.contains("1e"));
+        assert!(layer_chart("empty", "layer", "x", false, &[]).is_ok());
     }
 
     #[test]

@@ -6,12 +6,14 @@
 
 mod aggregate;
 mod chart;
+mod diagnose;
 mod error;
 mod load;
 mod page;
 mod verdict;
 
 pub use aggregate::{epoch_means, final_errors, GroupStat, MeanStd};
+pub use diagnose::{diagnostics_view, DiagnosticsView};
 pub use error::ReportError;
 pub use load::{load_runs, RunRecord};
 pub use page::{render_experiment, render_index};

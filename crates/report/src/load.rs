@@ -2,7 +2,10 @@
 
 use crate::error::ReportError;
 use experiment::{Experiment, RunConfig};
-use results::{plan, read_metrics, MetricRow, PlannedRun, RunDir, RunMeta, RunState};
+use results::{
+    plan, read_gradients, read_lesion, read_metrics, read_responses, GradientRow, LesionRow,
+    MetricRow, PlannedRun, ResponseRow, RunDir, RunMeta, RunState,
+};
 use std::path::Path;
 
 #[derive(Debug, Clone)]
@@ -13,6 +16,10 @@ pub struct RunRecord {
     pub meta: Option<RunMeta>,
     /// Finished epochs, in order (also for runs that diverged or are unfinished).
     pub rows: Vec<MetricRow>,
+    /// The diagnostics a done run measured (empty where it measured none).
+    pub gradients: Vec<GradientRow>,
+    pub responses: Vec<ResponseRow>,
+    pub lesion: Vec<LesionRow>,
 }
 
 pub fn load_runs(
@@ -30,12 +37,29 @@ pub fn load_runs(
             } else {
                 Vec::new()
             };
+            // Diagnostics only of done runs: an unfinished run's are partial.
+            let done = state == RunState::Done;
+            let gradients = match done && dir.gradients_path().is_file() {
+                true => read_gradients(&dir.gradients_path())?,
+                false => Vec::new(),
+            };
+            let responses = match done && dir.responses_path().is_file() {
+                true => read_responses(&dir.responses_path())?,
+                false => Vec::new(),
+            };
+            let lesion = match done && dir.lesion_path().is_file() {
+                true => read_lesion(&dir.lesion_path())?,
+                false => Vec::new(),
+            };
             Ok(RunRecord {
                 config,
                 dir,
                 state,
                 meta,
                 rows,
+                gradients,
+                responses,
+                lesion,
             })
         })
         .collect()

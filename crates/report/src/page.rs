@@ -378,6 +378,7 @@ pub fn render_experiment(
         &run_rows.iter().any(|r| !r.val_error.is_empty()),
     );
     ctx.insert("runs", &run_rows);
+    ctx.insert("diagnostics", &crate::diagnose::diagnostics_view(runs)?);
     ctx.insert("runs_done", &runs_done);
     ctx.insert("runs_total", &runs.len());
     ctx.insert("yaml", &experiment.source);

@@ -111,6 +111,15 @@ impl RunDir {
     }
 
     /// The training state of the last finished epoch, while the run is not finished.
+    pub fn gradients_path(&self) -> PathBuf {
+        self.path.join("gradients.parquet")
+    }
+    pub fn responses_path(&self) -> PathBuf {
+        self.path.join("responses.parquet")
+    }
+    pub fn lesion_path(&self) -> PathBuf {
+        self.path.join("lesion.parquet")
+    }
     pub fn checkpoint_path(&self) -> PathBuf {
         self.path.join("checkpoint.safetensors")
     }

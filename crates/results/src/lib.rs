@@ -11,6 +11,7 @@
 //! the other.
 
 mod atomic;
+mod diagnostic_rows;
 mod error;
 mod layout;
 mod meta;
@@ -18,6 +19,10 @@ mod metric_row;
 mod pending;
 
 pub use atomic::write_atomically;
+pub use diagnostic_rows::{
+    read_gradients, read_lesion, read_responses, write_gradients, write_lesion, write_responses,
+    GradientRow, LesionRow, ResponseRow, RunKey,
+};
 pub use error::ResultsError;
 pub use layout::{plan, LockHolder, PlannedRun, RunDir, RunLock, RunState};
 pub use meta::{now_utc, RunMeta, RunStatus};

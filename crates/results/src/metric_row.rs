@@ -3,6 +3,7 @@
 //! pandas, duckdb or polars.
 
 use crate::atomic::write_atomically;
+use crate::diagnostic_rows::{floats, ints, read_frame, schema, strings};
 use crate::error::ResultsError;
 use polars::prelude::*;
 use std::path::Path;
@@ -96,38 +97,14 @@ pub fn write_metrics(path: &Path, rows: &[MetricRow]) -> Result<(), ResultsError
 
 /// Reads a `metrics.parquet` written by `write_metrics` (or anything with its columns).
 pub fn read_metrics(path: &Path) -> Result<Vec<MetricRow>, ResultsError> {
-    let parquet = |source| ResultsError::Parquet {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(|source| ResultsError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let frame = ParquetReader::new(file).finish().map_err(parquet)?;
-    from_frame(&frame).map_err(|e| ResultsError::Schema {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
+    let frame = read_frame(path)?;
+    from_frame(&frame).map_err(schema(path))
 }
 
 fn from_frame(df: &DataFrame) -> PolarsResult<Vec<MetricRow>> {
-    let s = |name: &str| -> PolarsResult<Vec<String>> {
-        Ok(df
-            .column(name)?
-            .str()?
-            .iter()
-            .map(|v| v.unwrap_or_default().to_string())
-            .collect())
-    };
-    let f = |name: &str| -> PolarsResult<Vec<f64>> {
-        let col = df.column(name)?.cast(&DataType::Float64)?;
-        Ok(col.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
-    };
-    let u = |name: &str| -> PolarsResult<Vec<u64>> {
-        let col = df.column(name)?.cast(&DataType::UInt64)?;
-        Ok(col.u64()?.iter().map(|v| v.unwrap_or(0)).collect())
-    };
+    let s = |name: &str| strings(df, name);
+    let f = |name: &str| floats(df, name);
+    let u = |name: &str| ints(df, name);
     let (experiment, family, config_hash) = (s("experiment")?, s("family")?, s("config_hash")?);
     let (depth, seed, epoch) = (u("depth")?, u("seed")?, u("epoch")?);
     let (train_error, train_loss) = (f("train_error")?, f("train_loss")?);

@@ -5,6 +5,7 @@
 pub mod augment;
 pub mod batches;
 pub mod checkpoint;
+pub mod diagnostics;
 mod error;
 pub mod gradient_flow;
 pub mod progress;

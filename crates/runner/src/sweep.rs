@@ -4,7 +4,7 @@
 use crate::error::TrainError;
 use crate::progress::SweepProgress;
 use crate::worker::WorkerEvent;
-use experiment::{ComputeDevice, Experiment, RunConfig};
+use experiment::{ComputeDevice, Diagnostics, Experiment, RunConfig};
 use results::{RunDir, RunStatus};
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
@@ -27,6 +27,8 @@ pub struct SweepOptions {
     pub keep_final_weights: bool,
     /// Passed to every worker as `--device`.
     pub device: ComputeDevice,
+    /// Passed to every worker as `--diagnostics` (JSON).
+    pub diagnostics: Diagnostics,
 }
 
 #[derive(Debug, Default)]
@@ -286,6 +288,8 @@ fn spawn_worker(
         .arg(&run.dir.path)
         .arg("--device")
         .arg(opts.device.to_string())
+        .arg("--diagnostics")
+        .arg(serde_json::to_string(&opts.diagnostics).expect("diagnostics serialise"))
         .arg("--data-dir")
         .arg(&opts.data_dir)
         .args(opts.keep_final_weights.then_some("--keep-final-weights"))

@@ -92,6 +92,14 @@ pub enum Progress<'a> {
         row: &'a MetricRow,
         state: EpochState<'a>,
     },
+    /// Each weighted layer's gradient norm (path, norm), before the step of `iteration`
+    /// (0: at initialisation), every `gradient_every` iterations.
+    Gradients {
+        iteration: usize,
+        norms: Vec<(String, f64)>,
+    },
+    /// Training is over: the trained network, for measurements after training.
+    Trained { network: &'a Network },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -185,15 +193,25 @@ fn restore(varmap: &VarMap, sgd: &mut Sgd, checkpoint: &Checkpoint) -> Result<()
 ///
 /// The run lasts `train.epochs` epochs or `train.iterations` steps; an iteration-based
 /// run ends inside its last epoch, which is then evaluated and logged like the others.
+///
+/// With `gradient_every` > 0, reports each weighted layer's gradient norm every that many
+/// iterations (`Progress::Gradients`); it reads the gradients the step uses anyway.
 pub fn train(
     config: &RunConfig,
     data: &Datasets,
     device: &Device,
     resume: Option<Resume>,
+    gradient_every: usize,
     on_progress: &mut dyn FnMut(Progress),
 ) -> Result<Outcome, TrainError> {
     let varmap = VarMap::new();
-    let model = build_model(config, data.train.shape, &varmap, device)?;
+    let architecture = architecture(config, data.train.shape);
+    let model = architecture.build(seeded_var_builder(&varmap, config.seed, device))?;
+    let layers = if gradient_every > 0 {
+        crate::gradient_flow::layer_weights(&architecture, data.train.shape[1], &varmap)?
+    } else {
+        Vec::new()
+    };
     let t = &config.train;
     let per_epoch = batches_per_epoch(data.train.len(), t.batch_size);
     if per_epoch == 0 {
@@ -256,6 +274,13 @@ pub fn train(
                 return Ok(Outcome::Diverged { rows, reason });
             }
             let grads = loss.backward()?;
+            if gradient_every > 0 && iteration.is_multiple_of(gradient_every) {
+                let norms = crate::gradient_flow::gradient_norms(&grads, &layers)?;
+                on_progress(Progress::Gradients {
+                    iteration,
+                    norms: layers.iter().map(|(n, _)| n.clone()).zip(norms).collect(),
+                });
+            }
             sgd.step(&grads, lr)?;
 
             let batch_wrong = count_wrong(&logits, &ys)?;
@@ -306,6 +331,7 @@ pub fn train(
         });
         rows.push(row);
     }
+    on_progress(Progress::Trained { network: &model });
     Ok(Outcome::Done(rows))
 }
 
@@ -411,7 +437,7 @@ mod tests {
     fn learns_a_toy_problem_and_reports_every_epoch() {
         let data = toy(512, 256);
         let mut epochs_seen = 0;
-        let outcome = train(&config(0.1), &data, &Device::Cpu, None, &mut |p| {
+        let outcome = train(&config(0.1), &data, &Device::Cpu, None, 0, &mut |p| {
             if let Progress::Epoch { .. } = p {
                 epochs_seen += 1
             }
@@ -434,7 +460,7 @@ mod tests {
     #[test]
     fn same_seed_gives_bit_identical_metrics() {
         let data = toy(256, 64);
-        let run = || match train(&config(0.1), &data, &Device::Cpu, None, &mut |_| {}).unwrap() {
+        let run = || match train(&config(0.1), &data, &Device::Cpu, None, 0, &mut |_| {}).unwrap() {
             Outcome::Done(rows) => rows
                 .into_iter()
                 .map(|r| {
@@ -461,7 +487,7 @@ mod tests {
     /// its file, as a killed worker would leave it); all must give the same rows.
     fn assert_resume_is_exact(cfg: &RunConfig, data: &Datasets) -> Vec<MetricRow> {
         let mut checkpoints = Vec::new();
-        let straight = match train(cfg, data, &Device::Cpu, None, &mut |p| {
+        let straight = match train(cfg, data, &Device::Cpu, None, 0, &mut |p| {
             if let Progress::Epoch { row, state } = p {
                 checkpoints.push((row.clone(), state.checkpoint().unwrap()));
             }
@@ -479,10 +505,11 @@ mod tests {
                 checkpoint: Checkpoint::load(&path).unwrap(),
                 rows: checkpoints[..stop].iter().map(|(r, _)| r.clone()).collect(),
             };
-            let resumed = match train(cfg, data, &Device::Cpu, Some(resume), &mut |_| {}).unwrap() {
-                Outcome::Done(rows) => rows,
-                other => panic!("{other:?}"),
-            };
+            let resumed =
+                match train(cfg, data, &Device::Cpu, Some(resume), 0, &mut |_| {}).unwrap() {
+                    Outcome::Done(rows) => rows,
+                    other => panic!("{other:?}"),
+                };
             assert_eq!(
                 without_wall_time(&resumed),
                 without_wall_time(&straight),
@@ -551,11 +578,36 @@ mod tests {
         let mut other = cfg.clone();
         other.seed += 1;
         let Outcome::Done(other_rows) =
-            train(&other, &data, &Device::Cpu, None, &mut |_| {}).unwrap()
+            train(&other, &data, &Device::Cpu, None, 0, &mut |_| {}).unwrap()
         else {
             panic!()
         };
         assert_ne!(without_wall_time(&other_rows), without_wall_time(&rows));
+    }
+
+    #[test]
+    fn gradient_norms_are_reported_every_k_iterations_without_changing_the_run() {
+        let data = toy(256, 64);
+        let mut logged = Vec::new();
+        let with = train(&config(0.1), &data, &Device::Cpu, None, 10, &mut |p| {
+            if let Progress::Gradients { iteration, norms } = p {
+                assert_eq!(norms.len(), 4, "input, two block layers, classifier");
+                // The toy net is zero-initialised: its block gets no gradient at first.
+                assert!(norms.iter().all(|(_, n)| n.is_finite() && *n >= 0.0));
+                assert!(iteration == 0 || norms.iter().all(|(_, n)| *n > 0.0));
+                logged.push(iteration);
+            }
+        })
+        .unwrap();
+        // 8 iterations per epoch, 3 epochs: 0, 10, 20.
+        assert_eq!(logged, [0, 10, 20]);
+        let without = train(&config(0.1), &data, &Device::Cpu, None, 0, &mut |_| {}).unwrap();
+        match (with, without) {
+            (Outcome::Done(a), Outcome::Done(b)) => {
+                assert_eq!(without_wall_time(&a), without_wall_time(&b))
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -581,7 +633,7 @@ mod tests {
     fn a_checkpoint_of_another_model_is_rejected() {
         let data = toy(64, 16);
         let mut saved = None;
-        train(&config(0.1), &data, &Device::Cpu, None, &mut |p| {
+        train(&config(0.1), &data, &Device::Cpu, None, 0, &mut |p| {
             if let Progress::Epoch { state, .. } = p {
                 saved.get_or_insert(state.checkpoint().unwrap());
             }
@@ -593,7 +645,7 @@ mod tests {
             checkpoint: saved.unwrap(),
             rows: Vec::new(),
         };
-        let e = train(&deeper, &data, &Device::Cpu, Some(resume), &mut |_| {})
+        let e = train(&deeper, &data, &Device::Cpu, Some(resume), 0, &mut |_| {})
             .err()
             .unwrap();
         assert!(e.to_string().contains("does not fit"), "{e}");
@@ -604,7 +656,7 @@ mod tests {
         let data = toy(64, 16);
         let mut cfg = config(0.1);
         cfg.train.max_loss = Some(0.01); // below any first-batch loss
-        match train(&cfg, &data, &Device::Cpu, None, &mut |_| {}).unwrap() {
+        match train(&cfg, &data, &Device::Cpu, None, 0, &mut |_| {}).unwrap() {
             Outcome::Diverged { rows, reason } => {
                 assert!(
                     rows.is_empty() && reason.contains("epoch 1, batch 1"),
@@ -621,7 +673,7 @@ mod tests {
         let mut cfg = config(1e9);
         cfg.family = Family::Plain;
         cfg.zero_init_residual = false;
-        match train(&cfg, &data, &Device::Cpu, None, &mut |_| {}).unwrap() {
+        match train(&cfg, &data, &Device::Cpu, None, 0, &mut |_| {}).unwrap() {
             Outcome::Diverged { reason, .. } => {
                 assert!(reason.contains("training loss"), "{reason}")
             }

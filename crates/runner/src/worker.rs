@@ -9,8 +9,11 @@ use crate::error::TrainError;
 use crate::provenance;
 use crate::train::{train, Datasets, Outcome, Progress, Resume};
 use candle_core::Device;
-use experiment::{ComputeDevice, RunConfig};
-use results::{now_utc, read_metrics, write_metrics, MetricRow, RunDir, RunMeta, RunStatus};
+use experiment::{ComputeDevice, Diagnostics, RunConfig};
+use results::{
+    now_utc, read_gradients, read_metrics, write_gradients, write_lesion, write_metrics,
+    write_responses, GradientRow, MetricRow, RunDir, RunKey, RunMeta, RunStatus,
+};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::Path;
@@ -60,11 +63,15 @@ fn emit(event: &WorkerEvent) {
 /// the start and the end, and marks the run done only after its last metrics are on disk.
 /// If another live process holds the run, reports that and returns `Running`. With
 /// `keep_final_weights`, a done run's last checkpoint stays as `final.safetensors`.
+/// With `diagnostics`, also writes `gradients.parquet` (with the metrics, every epoch)
+/// and, after training, `responses.parquet` and `lesion.parquet`, all before the run is
+/// marked done.
 pub fn run_worker(
     run_dir: &Path,
     data_dir: &Path,
     device: ComputeDevice,
     keep_final_weights: bool,
+    diagnostics: &Diagnostics,
 ) -> Result<RunStatus, TrainError> {
     let dir = RunDir {
         path: run_dir.to_path_buf(),
@@ -109,7 +116,8 @@ pub fn run_worker(
     };
     dir.write_meta(&meta)?;
     let started = Instant::now();
-    let result = open_device(device).and_then(|d| train_in_dir(&dir, &config, data_dir, &d));
+    let result =
+        open_device(device).and_then(|d| train_in_dir(&dir, &config, data_dir, &d, diagnostics));
     meta.ended_at = Some(now_utc());
     meta.wall_s = Some(started.elapsed().as_secs_f64());
     let status = match &result {
@@ -153,6 +161,7 @@ fn train_in_dir(
     config: &RunConfig,
     data_dir: &Path,
     device: &Device,
+    diagnostics: &Diagnostics,
 ) -> Result<Outcome, TrainError> {
     let data = load_datasets(config, data_dir)?;
     let batches = crate::batches::batches_per_epoch(data.train.len(), config.train.batch_size);
@@ -164,44 +173,87 @@ fn train_in_dir(
     });
 
     let mut rows: Vec<MetricRow> = resume.as_ref().map(|r| r.rows.clone()).unwrap_or_default();
+    let key = RunKey {
+        experiment: config.experiment.clone(),
+        family: config.family.to_string(),
+        depth: config.depth as u32,
+        seed: config.seed,
+        config_hash: config.hash(),
+    };
+    // Gradient rows of the part already trained (a resumed run logs the rest).
+    let mut gradients: Vec<GradientRow> = match &resume {
+        Some(r) if dir.gradients_path().exists() => read_gradients(&dir.gradients_path())?
+            .into_iter()
+            .filter(|g| g.iteration < r.checkpoint.iteration as u64)
+            .collect(),
+        _ => Vec::new(),
+    };
     let mut write_error: Option<TrainError> = None;
-    let outcome = train(config, &data, device, resume, &mut |p| match p {
-        Progress::Batch {
-            epoch,
-            batch,
-            batches,
-            train_error,
-        } => {
-            if batch % BATCH_EVENT_EVERY == 0 || batch == batches {
-                emit(&WorkerEvent::Batch {
-                    epoch,
-                    batch,
-                    train_error,
+    let gradient_every = diagnostics.gradient_every;
+    let outcome = train(
+        config,
+        &data,
+        device,
+        resume,
+        gradient_every,
+        &mut |p| match p {
+            Progress::Gradients { iteration, norms } => {
+                gradients.extend(norms.into_iter().enumerate().map(|(i, (name, norm))| {
+                    GradientRow {
+                        iteration: iteration as u64,
+                        layer: i as u32 + 1,
+                        name,
+                        grad_norm: norm,
+                    }
+                }));
+            }
+            Progress::Trained { network } => {
+                let measured = after_training(dir, &key, network, &data, device, diagnostics);
+                if let Err(e) = measured {
+                    write_error.get_or_insert(e);
+                }
+            }
+            Progress::Batch {
+                epoch,
+                batch,
+                batches,
+                train_error,
+            } => {
+                if batch % BATCH_EVENT_EVERY == 0 || batch == batches {
+                    emit(&WorkerEvent::Batch {
+                        epoch,
+                        batch,
+                        train_error,
+                    });
+                }
+            }
+            Progress::Epoch { row, state } => {
+                rows.push(row.clone());
+                // Persist every finished epoch, so a crash loses at most the epoch in flight:
+                // metrics first, then the checkpoint, so a checkpoint never runs ahead of them.
+                let saved = write_metrics(&dir.metrics_path(), &rows)
+                    .and_then(|()| match gradients.is_empty() {
+                        true => Ok(()),
+                        false => write_gradients(&dir.gradients_path(), &key, &gradients),
+                    })
+                    .map_err(TrainError::from)
+                    .and_then(|()| state.checkpoint().map_err(TrainError::from))
+                    .and_then(|c| {
+                        c.save(&dir.checkpoint_path())
+                            .map_err(|e| TrainError::Config(e.to_string()))
+                    });
+                if let Err(e) = saved {
+                    write_error.get_or_insert(e);
+                }
+                emit(&WorkerEvent::Epoch {
+                    epoch: row.epoch as usize,
+                    train_error: row.train_error,
+                    test_error: row.test_error,
+                    wall_s: row.wall_s,
                 });
             }
-        }
-        Progress::Epoch { row, state } => {
-            rows.push(row.clone());
-            // Persist every finished epoch, so a crash loses at most the epoch in flight:
-            // metrics first, then the checkpoint, so a checkpoint never runs ahead of them.
-            let saved = write_metrics(&dir.metrics_path(), &rows)
-                .map_err(TrainError::from)
-                .and_then(|()| state.checkpoint().map_err(TrainError::from))
-                .and_then(|c| {
-                    c.save(&dir.checkpoint_path())
-                        .map_err(|e| TrainError::Config(e.to_string()))
-                });
-            if let Err(e) = saved {
-                write_error.get_or_insert(e);
-            }
-            emit(&WorkerEvent::Epoch {
-                epoch: row.epoch as usize,
-                train_error: row.train_error,
-                test_error: row.test_error,
-                wall_s: row.wall_s,
-            });
-        }
-    })?;
+        },
+    )?;
     if let Some(e) = write_error {
         return Err(e);
     }
@@ -223,6 +275,27 @@ pub fn open_device(device: ComputeDevice) -> Result<Device, TrainError> {
             ))
         }),
     }
+}
+
+/// The measurements taken of the trained network, written before the run is done.
+fn after_training(
+    dir: &RunDir,
+    key: &RunKey,
+    network: &models::Network,
+    data: &Datasets,
+    device: &Device,
+    diagnostics: &Diagnostics,
+) -> Result<(), TrainError> {
+    if diagnostics.responses {
+        let rows = crate::diagnostics::responses(network, &data.test, device)?;
+        write_responses(&dir.responses_path(), key, &rows)?;
+    }
+    if diagnostics.lesion && diagnostics.lesion_images > 0 {
+        let rows =
+            crate::diagnostics::lesion(network, &data.test, diagnostics.lesion_images, device)?;
+        write_lesion(&dir.lesion_path(), key, &rows)?;
+    }
+    Ok(())
 }
 
 /// The run's data: the dataset's files, the validation split held out of the training
