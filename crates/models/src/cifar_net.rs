@@ -5,14 +5,16 @@
 //! n = 3, 5, 7, 9, 18). The paper's width is 16; narrower twins run faster on a CPU.
 
 use crate::basic_block::{basic_block, BasicBlock, BlockShape};
+use crate::classifier::{classifier, classifier_summary, Classifier};
 use crate::conv_layer::{conv_layer, ConvLayer, ConvShape};
 use crate::error::ModelError;
 use crate::family::Family;
 use crate::probe::Probe;
 use crate::shortcut::{projection_shape, ShortcutOption};
 use crate::summary::{ArchSummary, LayerSummary};
+use candle_core::Module;
 use candle_core::{Result, Tensor};
-use candle_nn::{Init, ModuleT, VarBuilder};
+use candle_nn::{ModuleT, VarBuilder};
 
 const STAGES: usize = 3;
 
@@ -141,13 +143,7 @@ impl CifarConfig {
             params: 0,
             counts_in_depth: false,
         });
-        layers.push(LayerSummary {
-            name: "classifier".into(),
-            kind: format!("linear {}->{}", self.final_channels(), self.classes),
-            output: vec![self.classes],
-            params: self.final_channels() * self.classes + self.classes,
-            counts_in_depth: true,
-        });
+        layers.push(classifier_summary(self.final_channels(), self.classes));
         let family = match (self.family, self.shortcut) {
             (Family::Plain, _) => "plain".to_string(),
             (Family::Residual, ShortcutOption::A) => "residual (shortcut option A)".to_string(),
@@ -174,8 +170,7 @@ pub struct CifarNet {
     blocks: Vec<BasicBlock>,
     /// Each block's path (`stages.1.0`), for recorded responses.
     block_names: Vec<String>,
-    classifier_weight: Tensor,
-    classifier_bias: Tensor,
+    classifier: Classifier,
 }
 
 /// Builds the net; parameter paths are `stem`, `stages.{s}.{i}.{first,second,shortcut}`
@@ -199,22 +194,12 @@ pub fn cifar_net(cfg: &CifarConfig, vb: VarBuilder) -> std::result::Result<Cifar
             basic_block(shape, option, second_gamma, vb.pp("stages").pp(stage).pp(i))
         })
         .collect::<Result<Vec<_>>>()?;
-    // No ReLU follows the classifier: LeCun-normal weights (gain 1), zero bias.
-    let features = cfg.final_channels();
-    let stdev = (1.0 / features as f64).sqrt();
-    let vbc = vb.pp("classifier");
-    let classifier_weight = vbc.get_with_hints(
-        (cfg.classes, features),
-        "weight",
-        Init::Randn { mean: 0.0, stdev },
-    )?;
-    let classifier_bias = vbc.get_with_hints(cfg.classes, "bias", Init::Const(0.0))?;
+    let classifier = classifier(cfg.final_channels(), cfg.classes, vb.pp("classifier"))?;
     Ok(CifarNet {
         stem,
         blocks,
         block_names,
-        classifier_weight,
-        classifier_bias,
+        classifier,
     })
 }
 
@@ -252,9 +237,7 @@ impl CifarNet {
                 block.forward_probe(&h, train, name, probe)?
             };
         }
-        h.mean((2, 3))?
-            .matmul(&self.classifier_weight.t()?)?
-            .broadcast_add(&self.classifier_bias)
+        self.classifier.forward(&h.mean((2, 3))?)
     }
 }
 

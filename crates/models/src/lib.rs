@@ -10,6 +10,7 @@
 
 mod basic_block;
 mod cifar_net;
+mod classifier;
 mod conv_layer;
 mod dense_layer;
 mod error;
@@ -28,6 +29,7 @@ mod test_util;
 
 pub use basic_block::{basic_block, BasicBlock, BlockShape};
 pub use cifar_net::{cifar_net, CifarConfig, CifarNet};
+pub use classifier::{classifier, Classifier};
 pub use conv_layer::{conv_layer, ConvLayer, ConvShape};
 pub use dense_layer::{dense_layer, DenseLayer};
 pub use error::ModelError;

@@ -5,13 +5,15 @@
 //! `relu(L2(relu(L1(x))) + x)`, the shortcut added before the second ReLU. Both use
 //! the same parameter names and shapes, so a plain net and its twin are the same size.
 
+use crate::classifier::{classifier, classifier_summary, Classifier};
 use crate::dense_layer::{dense_layer, DenseLayer};
 use crate::error::ModelError;
 use crate::family::Family;
 use crate::probe::{two_layer_branch, Probe};
 use crate::summary::{ArchSummary, LayerSummary};
+use candle_core::Module;
 use candle_core::{Result, Tensor};
-use candle_nn::{Init, ModuleT, VarBuilder};
+use candle_nn::{ModuleT, VarBuilder};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct MlpConfig {
@@ -54,13 +56,7 @@ impl MlpConfig {
             layers.push(dense(format!("blocks.{i}.first"), self.width));
             layers.push(dense(format!("blocks.{i}.second"), self.width));
         }
-        layers.push(LayerSummary {
-            name: "classifier".into(),
-            kind: format!("linear {}->{}", self.width, self.classes),
-            output: vec![self.classes],
-            params: self.width * self.classes + self.classes,
-            counts_in_depth: true,
-        });
+        layers.push(classifier_summary(self.width, self.classes));
         let family = match self.family {
             Family::Plain => "plain",
             Family::Residual => "residual",
@@ -103,8 +99,7 @@ impl Block {
 pub struct Mlp {
     input: DenseLayer,
     blocks: Vec<Block>,
-    classifier_weight: Tensor,
-    classifier_bias: Tensor,
+    classifier: Classifier,
 }
 
 pub fn mlp(cfg: &MlpConfig, vb: VarBuilder) -> std::result::Result<Mlp, ModelError> {
@@ -126,20 +121,11 @@ pub fn mlp(cfg: &MlpConfig, vb: VarBuilder) -> std::result::Result<Mlp, ModelErr
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    // No ReLU follows the classifier: LeCun-normal weights (gain 1), zero bias.
-    let stdev = (1.0 / cfg.width as f64).sqrt();
-    let vbc = vb.pp("classifier");
-    let classifier_weight = vbc.get_with_hints(
-        (cfg.classes, cfg.width),
-        "weight",
-        Init::Randn { mean: 0.0, stdev },
-    )?;
-    let classifier_bias = vbc.get_with_hints(cfg.classes, "bias", Init::Const(0.0))?;
+    let classifier = classifier(cfg.width, cfg.classes, vb.pp("classifier"))?;
     Ok(Mlp {
         input,
         blocks,
-        classifier_weight,
-        classifier_bias,
+        classifier,
     })
 }
 
@@ -160,8 +146,7 @@ impl Mlp {
                 h = block.forward_probe(&h, train, &format!("blocks.{i}"), probe)?;
             }
         }
-        h.matmul(&self.classifier_weight.t()?)?
-            .broadcast_add(&self.classifier_bias)
+        self.classifier.forward(&h)
     }
 }
 
