@@ -99,6 +99,8 @@ impl Block {
 pub struct Mlp {
     input: DenseLayer,
     blocks: Vec<Block>,
+    /// Each block's path (`blocks.3`), for recorded responses.
+    block_names: Vec<String>,
     classifier: Classifier,
 }
 
@@ -124,12 +126,18 @@ pub fn mlp(cfg: &MlpConfig, vb: VarBuilder) -> std::result::Result<Mlp, ModelErr
     let classifier = classifier(cfg.width, cfg.classes, vb.pp("classifier"))?;
     Ok(Mlp {
         input,
+        block_names: (0..blocks.len()).map(|i| format!("blocks.{i}")).collect(),
         blocks,
         classifier,
     })
 }
 
 impl Mlp {
+    /// Block `i`'s parameter path.
+    pub fn block_name(&self, i: usize) -> String {
+        self.block_names.get(i).cloned().unwrap_or_default()
+    }
+
     /// Blocks, in forward order (each can be deleted: an MLP block keeps its shape).
     pub fn blocks(&self) -> usize {
         self.blocks.len()
@@ -141,9 +149,9 @@ impl Mlp {
         let h = self.input.forward_t(&xs, train)?;
         probe.record("input", &h);
         let mut h = h.relu()?;
-        for (i, block) in self.blocks.iter().enumerate() {
+        for (i, (block, name)) in self.blocks.iter().zip(&self.block_names).enumerate() {
             if probe.lesion != Some(i) {
-                h = block.forward_probe(&h, train, &format!("blocks.{i}"), probe)?;
+                h = block.forward_probe(&h, train, name, probe)?;
             }
         }
         self.classifier.forward(&h)

@@ -49,7 +49,7 @@ impl Network {
     /// Block `i`'s parameter path (`blocks.3`, `stages.1.0`).
     pub fn block_name(&self, i: usize) -> String {
         match self {
-            Network::Mlp(_) => format!("blocks.{i}"),
+            Network::Mlp(net) => net.block_name(i),
             Network::Cifar(net) => net.block_name(i),
         }
     }

@@ -54,11 +54,14 @@ pub(crate) fn two_layer_branch<L: candle_nn::ModuleT>(
     name: &str,
     probe: &mut Probe,
 ) -> Result<Tensor> {
-    let h = first.forward_t(xs, train)?;
-    probe.record(&format!("{name}.first"), &h);
-    let h = second.forward_t(&h.relu()?, train)?;
-    probe.record(&format!("{name}.second"), &h);
-    Ok(h)
+    let h1 = first.forward_t(xs, train)?;
+    let h2 = second.forward_t(&h1.relu()?, train)?;
+    // Names are formatted only when recording: this is every training step's path.
+    if probe.record {
+        probe.record(&format!("{name}.first"), &h1);
+        probe.record(&format!("{name}.second"), &h2);
+    }
+    Ok(h2)
 }
 
 /// The standard deviation of each recorded response over all its entries (the paper's
