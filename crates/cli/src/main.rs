@@ -606,8 +606,8 @@ fn release_lock_on_termination(lock: PathBuf) -> Result<()> {
             // Only our own lock: the worker took it in this process.
             let ours = std::fs::read(&lock)
                 .ok()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-                .is_some_and(|v| v["pid"] == std::process::id());
+                .and_then(|b| serde_json::from_slice::<results::LockHolder>(&b).ok())
+                .is_some_and(|holder| holder.pid == std::process::id());
             if ours {
                 let _ = std::fs::remove_file(&lock);
             }
