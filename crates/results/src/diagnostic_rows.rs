@@ -81,7 +81,7 @@ fn write_frame(
     write_atomically(path, &bytes)
 }
 
-pub(crate) fn read_frame(path: &Path) -> Result<DataFrame, ResultsError> {
+fn read_frame(path: &Path) -> Result<DataFrame, ResultsError> {
     let file = std::fs::File::open(path).map_err(|source| ResultsError::Io {
         path: path.to_path_buf(),
         source,
@@ -94,7 +94,7 @@ pub(crate) fn read_frame(path: &Path) -> Result<DataFrame, ResultsError> {
         })
 }
 
-pub(crate) fn schema(path: &Path) -> impl Fn(PolarsError) -> ResultsError + '_ {
+fn schema(path: &Path) -> impl Fn(PolarsError) -> ResultsError + '_ {
     move |e| ResultsError::Schema {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -118,6 +118,15 @@ pub(crate) fn floats(df: &DataFrame, name: &str) -> PolarsResult<Vec<f64>> {
 pub(crate) fn ints(df: &DataFrame, name: &str) -> PolarsResult<Vec<u64>> {
     let col = df.column(name)?.cast(&DataType::UInt64)?;
     Ok(col.u64()?.iter().map(|v| v.unwrap_or(0)).collect())
+}
+
+/// Reads `path` and turns its frame into rows; a frame without the expected columns is
+/// a schema error naming the file.
+pub(crate) fn read_rows<T>(
+    path: &Path,
+    rows: impl FnOnce(&DataFrame) -> PolarsResult<Vec<T>>,
+) -> Result<Vec<T>, ResultsError> {
+    rows(&read_frame(path)?).map_err(schema(path))
 }
 
 pub fn write_gradients(
@@ -147,13 +156,12 @@ pub fn write_gradients(
 }
 
 pub fn read_gradients(path: &Path) -> Result<Vec<GradientRow>, ResultsError> {
-    let df = read_frame(path)?;
-    let read = || -> PolarsResult<Vec<GradientRow>> {
+    read_rows(path, |df| {
         let (it, layer, name, norm) = (
-            ints(&df, "iteration")?,
-            ints(&df, "layer")?,
-            strings(&df, "name")?,
-            floats(&df, "grad_norm")?,
+            ints(df, "iteration")?,
+            ints(df, "layer")?,
+            strings(df, "name")?,
+            floats(df, "grad_norm")?,
         );
         Ok((0..df.height())
             .map(|i| GradientRow {
@@ -163,8 +171,7 @@ pub fn read_gradients(path: &Path) -> Result<Vec<GradientRow>, ResultsError> {
                 grad_norm: norm[i],
             })
             .collect())
-    };
-    read().map_err(schema(path))
+    })
 }
 
 pub fn write_responses(
@@ -190,12 +197,11 @@ pub fn write_responses(
 }
 
 pub fn read_responses(path: &Path) -> Result<Vec<ResponseRow>, ResultsError> {
-    let df = read_frame(path)?;
-    let read = || -> PolarsResult<Vec<ResponseRow>> {
+    read_rows(path, |df| {
         let (layer, name, std) = (
-            ints(&df, "layer")?,
-            strings(&df, "name")?,
-            floats(&df, "response_std")?,
+            ints(df, "layer")?,
+            strings(df, "name")?,
+            floats(df, "response_std")?,
         );
         Ok((0..df.height())
             .map(|i| ResponseRow {
@@ -204,8 +210,7 @@ pub fn read_responses(path: &Path) -> Result<Vec<ResponseRow>, ResultsError> {
                 response_std: std[i],
             })
             .collect())
-    };
-    read().map_err(schema(path))
+    })
 }
 
 pub fn write_lesion(path: &Path, key: &RunKey, rows: &[LesionRow]) -> Result<(), ResultsError> {
@@ -231,13 +236,12 @@ pub fn write_lesion(path: &Path, key: &RunKey, rows: &[LesionRow]) -> Result<(),
 }
 
 pub fn read_lesion(path: &Path) -> Result<Vec<LesionRow>, ResultsError> {
-    let df = read_frame(path)?;
-    let read = || -> PolarsResult<Vec<LesionRow>> {
+    read_rows(path, |df| {
         let (block, name, err, intact) = (
-            ints(&df, "block")?,
-            strings(&df, "name")?,
-            floats(&df, "test_error")?,
-            floats(&df, "intact_test_error")?,
+            ints(df, "block")?,
+            strings(df, "name")?,
+            floats(df, "test_error")?,
+            floats(df, "intact_test_error")?,
         );
         Ok((0..df.height())
             .map(|i| LesionRow {
@@ -247,8 +251,7 @@ pub fn read_lesion(path: &Path) -> Result<Vec<LesionRow>, ResultsError> {
                 intact_test_error: intact[i],
             })
             .collect())
-    };
-    read().map_err(schema(path))
+    })
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! pandas, duckdb or polars.
 
 use crate::atomic::write_atomically;
-use crate::diagnostic_rows::{floats, ints, read_frame, schema, strings};
+use crate::diagnostic_rows::{floats, ints, read_rows, strings};
 use crate::error::ResultsError;
 use polars::prelude::*;
 use std::path::Path;
@@ -97,8 +97,7 @@ pub fn write_metrics(path: &Path, rows: &[MetricRow]) -> Result<(), ResultsError
 
 /// Reads a `metrics.parquet` written by `write_metrics` (or anything with its columns).
 pub fn read_metrics(path: &Path) -> Result<Vec<MetricRow>, ResultsError> {
-    let frame = read_frame(path)?;
-    from_frame(&frame).map_err(schema(path))
+    read_rows(path, from_frame)
 }
 
 fn from_frame(df: &DataFrame) -> PolarsResult<Vec<MetricRow>> {
