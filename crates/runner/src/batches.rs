@@ -55,15 +55,20 @@ impl Rows {
     }
 }
 
-/// Per-position statistics to subtract and divide by, one entry per scalar of an image.
-struct Standardiser {
+/// Per-position statistics to subtract and divide by, one entry per scalar of an image:
+/// fitted on the training images alone, then applied to every split. Pixels are scaled
+/// to [0, 1] first.
+pub struct Standardiser {
     mean: Vec<f64>,
     std: Vec<f64>,
 }
 
 impl Standardiser {
-    /// Statistics of `train` (pixels scaled to [0, 1]) for a normalisation mode.
-    fn fit(train: &ImageSet, mode: Normalize) -> Self {
+    /// Statistics of `train` for a normalisation mode (None: `Normalize::Global`, one
+    /// mean and one standard deviation over all pixels, the behaviour before the option
+    /// existed).
+    pub fn fit(train: &ImageSet, mode: Option<Normalize>) -> Self {
+        let mode = mode.unwrap_or(Normalize::Global);
         let dim = train.pixels_per_image();
         let plane = train.rows * train.cols;
         let n = train.len.max(1) as f64;
@@ -104,7 +109,7 @@ impl Standardiser {
         Standardiser { mean, std }
     }
 
-    fn apply(&self, set: &ImageSet) -> Rows {
+    pub fn apply(&self, set: &ImageSet) -> Rows {
         debug_assert_eq!(set.pixels_per_image(), self.mean.len());
         let dim = set.pixels_per_image();
         let features = set
@@ -141,21 +146,6 @@ fn global_moments(train: &ImageSet) -> (f64, f64) {
         .sum::<f64>()
         / n;
     (mean, var.sqrt().max(1e-6))
-}
-
-/// Scales pixels to [0, 1], then normalises `train` and every set in `others` with
-/// statistics of `train` alone (None: `Normalize::Global`, one mean and one standard
-/// deviation over all pixels, the behaviour before the option existed).
-pub fn normalise(
-    train: &ImageSet,
-    others: &[&ImageSet],
-    mode: Option<Normalize>,
-) -> (Rows, Vec<Rows>) {
-    let standardiser = Standardiser::fit(train, mode.unwrap_or(Normalize::Global));
-    (
-        standardiser.apply(train),
-        others.iter().map(|s| standardiser.apply(s)).collect(),
-    )
 }
 
 /// Mini-batches of one epoch: a seeded permutation of `0..n`, cut into `batch_size`
@@ -214,10 +204,11 @@ mod tests {
     #[test]
     fn normalised_training_pixels_have_zero_mean_unit_std() {
         let set = two_images();
-        let (train, test) = normalise(&set, &[&set], None);
+        let standardiser = Standardiser::fit(&set, None);
+        let (train, test) = (standardiser.apply(&set), standardiser.apply(&set));
         let (mean, var) = moments(&train.features);
         assert!(mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-4);
-        assert_eq!(test[0].labels, vec![1, 2]);
+        assert_eq!(test.labels, vec![1, 2]);
         let (xs, ys) = train.batch(&[1], &Device::Cpu, None).unwrap();
         assert_eq!(xs.dims(), &[1, 1, 2, 2]);
         assert_eq!(ys.to_vec1::<u32>().unwrap(), vec![2]);
@@ -234,7 +225,7 @@ mod tests {
             rows: 1,
             cols: 2,
         };
-        let (train, _) = normalise(&set, &[], Some(Normalize::PerChannel));
+        let train = Standardiser::fit(&set, Some(Normalize::PerChannel)).apply(&set);
         for c in 0..2 {
             let channel: Vec<f32> = train
                 .features
@@ -244,7 +235,7 @@ mod tests {
             let (mean, var) = moments(&channel);
             assert!(mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-4, "channel {c}");
         }
-        let (train, _) = normalise(&set, &[], Some(Normalize::PerPixelMean));
+        let train = Standardiser::fit(&set, Some(Normalize::PerPixelMean)).apply(&set);
         // Each position minus its mean over the two images, in [0, 1] units, unscaled.
         let expected: Vec<f32> = [-127.5f32, 0.0, -10.0, -10.0, 127.5, 0.0, 10.0, 10.0]
             .iter()

@@ -3,7 +3,7 @@
 //! cores are better used by runs side by side), and reads its progress as JSON lines.
 //! A crash of one run is then only that run's failure, never the sweep's.
 
-use crate::batches::normalise;
+use crate::batches::Standardiser;
 use crate::checkpoint::Checkpoint;
 use crate::error::TrainError;
 use crate::provenance;
@@ -342,14 +342,11 @@ pub fn load_datasets(config: &RunConfig, data_dir: &Path) -> Result<Datasets, Tr
             )));
         }
     }
-    let mut others = vec![&test_set];
-    others.extend(validation_set.as_ref());
-    let (train, mut rest) = normalise(&train_set, &others, config.normalize);
-    let validation = (rest.len() == 2).then(|| rest.remove(1));
+    let standardiser = Standardiser::fit(&train_set, config.normalize);
     Ok(Datasets {
-        train,
-        validation,
-        test: rest.remove(0),
+        train: standardiser.apply(&train_set),
+        validation: validation_set.as_ref().map(|v| standardiser.apply(v)),
+        test: standardiser.apply(&test_set),
     })
 }
 
