@@ -467,6 +467,14 @@ fn sweep(
             summary.diverged.len(),
             summary.failed.len()
         );
+        if !summary.busy.is_empty() {
+            eprintln!(
+                "{} run(s) being trained by another process were left to it ({}); the report \
+                 shows them once they finish",
+                summary.busy.len(),
+                summary.busy.join(", ")
+            );
+        }
         failed = summary.failed;
         interrupted = summary.interrupted;
     }

@@ -43,6 +43,11 @@ pub fn plan(experiment: &Experiment, results_root: &Path) -> Vec<PlannedRun> {
 pub struct LockHolder {
     pub pid: u32,
     pub host: String,
+    /// The holder's start time (clock ticks since boot, from /proc), so that a lock of a
+    /// dead process whose pid was reused is not taken for a live one. Absent in locks
+    /// written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<u64>,
 }
 
 impl std::fmt::Display for LockHolder {
@@ -135,39 +140,59 @@ impl RunDir {
             path: self.lock_path(),
             source,
         };
+        // The lock appears complete or not at all: written under a temporary name, then
+        // hard-linked into place (which fails if a lock exists). A process killed while
+        // taking it leaves only a temporary, never an empty lock.
+        let me = LockHolder {
+            pid: std::process::id(),
+            host: host.to_string(),
+            started: process_start(std::process::id()),
+        };
+        let tmp = self.path.join(format!(".lock.tmp-{}", me.pid));
+        let json = serde_json::to_vec(&me).expect("a lock holder serialises");
+        let written = std::fs::File::create(&tmp).and_then(|mut f| {
+            std::io::Write::write_all(&mut f, &json)?;
+            f.sync_all()
+        });
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io(e));
+        }
+        let mut outcome = None;
         for _ in 0..2 {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(self.lock_path())
-            {
-                Ok(mut file) => {
-                    let me = LockHolder {
-                        pid: std::process::id(),
-                        host: host.to_string(),
-                    };
-                    let json = serde_json::to_vec(&me).expect("a lock holder serialises");
-                    std::io::Write::write_all(&mut file, &json).map_err(io)?;
-                    file.sync_all().map_err(io)?;
-                    return Ok(Ok(RunLock {
+            match std::fs::hard_link(&tmp, self.lock_path()) {
+                Ok(()) => {
+                    outcome = Some(Ok(Ok(RunLock {
                         path: self.lock_path(),
-                    }));
+                    })));
+                    break;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     match self.lock_holder(host) {
-                        Some(holder) => return Ok(Err(holder)),
+                        Some(holder) => {
+                            outcome = Some(Ok(Err(holder)));
+                            break;
+                        }
                         // Stale: its process is gone. Remove it and try once more.
                         None => {
                             let _ = std::fs::remove_file(self.lock_path());
                         }
                     }
                 }
-                Err(e) => return Err(io(e)),
+                Err(e) => {
+                    outcome = Some(Err(io(e)));
+                    break;
+                }
             }
+        }
+        let _ = std::fs::remove_file(&tmp);
+        if let Some(outcome) = outcome {
+            return outcome;
         }
         Ok(Err(self.lock_holder(host).unwrap_or(LockHolder {
             pid: 0,
             host: "unknown".into(),
+            started: None,
         })))
     }
 
@@ -176,7 +201,12 @@ impl RunDir {
         let bytes = std::fs::read(self.lock_path()).ok()?;
         match serde_json::from_slice::<LockHolder>(&bytes) {
             Ok(holder) if holder.host != host => Some(holder),
-            Ok(holder) => process_alive(holder.pid).then_some(holder),
+            // Alive, and the same process: not a later one that got its pid.
+            Ok(holder) => (process_alive(holder.pid)
+                && holder
+                    .started
+                    .is_none_or(|t| process_start(holder.pid) == Some(t)))
+            .then_some(holder),
             // Empty or partial: its writer crashed between creating and writing it, or is
             // writing it right now. Young files are given the benefit of the doubt.
             Err(_) => {
@@ -188,6 +218,7 @@ impl RunDir {
                 (age < std::time::Duration::from_secs(10)).then(|| LockHolder {
                     pid: 0,
                     host: host.to_string(),
+                    started: None,
                 })
             }
         }
@@ -256,15 +287,23 @@ impl RunDir {
 
 /// Whether `pid` is a running process on this host. A zombie (killed, not yet reaped:
 /// common in containers whose init does not reap) counts as gone.
+/// The fields of /proc/<pid>/stat after the parenthesised command name.
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+/// When process `pid` started (field 22 of /proc/<pid>/stat), if it exists.
+fn process_start(pid: u32) -> Option<u64> {
+    stat_fields(pid)?.get(19)?.parse().ok()
+}
+
 fn process_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state is the first field after the parenthesised command name.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
+    // The state is the first field after the command name; zombies are dead.
+    stat_fields(pid)
+        .and_then(|f| f.first().cloned())
+        .is_some_and(|state| state != "Z" && state != "X")
 }
 
 fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), ResultsError> {
@@ -327,5 +366,28 @@ mod tests {
         // A lock from another host cannot be checked, so it is respected.
         std::fs::write(dir.lock_path(), br#"{"pid":4294967295,"host":"elsewhere"}"#).unwrap();
         assert!(dir.try_lock("here").unwrap().is_err());
+        std::fs::remove_file(dir.lock_path()).unwrap();
+
+        // A live pid with another start time is a later process that reused the pid of
+        // the lock's dead holder: the lock is stale. The right start time holds it.
+        let me = std::process::id();
+        let started = process_start(me).expect("our own start time");
+        let reused = format!(r#"{{"pid":{me},"host":"here","started":{}}}"#, started + 1);
+        std::fs::write(dir.lock_path(), reused).unwrap();
+        assert_eq!(dir.lock_holder("here"), None);
+        let held = format!(r#"{{"pid":{me},"host":"here","started":{started}}}"#);
+        std::fs::write(dir.lock_path(), held).unwrap();
+        assert!(dir.lock_holder("here").is_some());
+        std::fs::remove_file(dir.lock_path()).unwrap();
+
+        // Taking a lock leaves no temporary behind, and the lock names its holder in full.
+        let lock = dir.try_lock("here").unwrap().expect("free run");
+        let names: Vec<String> = std::fs::read_dir(&dir.path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(names, ["lock"]);
+        assert_eq!(dir.lock_holder("here").unwrap().started, Some(started));
+        drop(lock);
     }
 }
