@@ -230,6 +230,7 @@ enum ArchDataset {
 }
 
 fn main() {
+    runner::allocator::retain_freed_memory();
     if let Err(e) = run(Cli::parse()) {
         eprintln!("error: {e:#}");
         std::process::exit(1);

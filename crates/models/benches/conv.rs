@@ -1,10 +1,10 @@
 //! One 3x3 convolution at batch 128 on 16x28x28 (stride 1) and 16x28x28 -> 32x14x14
 //! (stride 2): forward + input and weight gradients, Candle's `conv2d` against
-//! `conv2d_im2col`, side by side in one run, median of repeats. One thread:
+//! our `kernels::conv2d`, side by side in one run, median of repeats. One thread:
 //! `RAYON_NUM_THREADS=1 cargo bench -p models --bench conv`.
 
 use candle_core::{Device, Result, Tensor, Var};
-use models::conv2d_im2col;
+use models::kernels::conv2d::conv2d;
 use std::time::Instant;
 
 fn median_ms(mut f: impl FnMut() -> Result<()>) -> Result<f64> {
@@ -27,14 +27,14 @@ fn main() -> Result<()> {
     );
     println!(
         "{:<28} {:>12} {:>12} {:>8}",
-        "shape", "candle ms", "im2col ms", "ratio"
+        "shape", "candle ms", "ours ms", "ratio"
     );
     for (c, o, side, stride) in [(16, 16, 28, 1), (16, 32, 28, 2), (32, 32, 14, 1)] {
         let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (128, c, side, side), &dev)?)?;
         let w = Var::from_tensor(&Tensor::randn(0f32, 0.1, (o, c, 3, 3), &dev)?)?;
         let step = |im2col: bool| -> Result<()> {
             let y = if im2col {
-                conv2d_im2col(x.as_tensor(), w.as_tensor(), 1, stride)?
+                conv2d(x.as_tensor(), w.as_tensor(), 1, stride)?
             } else {
                 x.as_tensor().conv2d(w.as_tensor(), 1, stride, 1, 1)?
             };

@@ -2,6 +2,7 @@
 //! the shortcut added, then ReLU. The plain twin is the same block without the addition.
 
 use crate::conv_layer::{conv_layer, ConvLayer, ConvShape};
+use crate::kernels::relu::{add_relu, relu};
 use crate::probe::{two_layer_branch, Probe};
 use crate::shortcut::{shortcut, Shortcut, ShortcutOption};
 use candle_core::{Result, Tensor};
@@ -86,8 +87,8 @@ impl BasicBlock {
     ) -> Result<Tensor> {
         let h = two_layer_branch(&self.first, &self.second, xs, train, name, probe)?;
         match &self.shortcut {
-            Some(shortcut) => (h + shortcut.forward_t(xs, train)?)?.relu(),
-            None => h.relu(),
+            Some(shortcut) => add_relu(&h, &shortcut.forward_t(xs, train)?),
+            None => relu(&h),
         }
     }
 

@@ -9,6 +9,7 @@ use crate::classifier::{classifier, classifier_summary, Classifier};
 use crate::conv_layer::{conv_layer, ConvLayer, ConvShape};
 use crate::error::ModelError;
 use crate::family::Family;
+use crate::kernels::relu::relu;
 use crate::probe::Probe;
 use crate::shortcut::{projection_shape, ShortcutOption};
 use crate::summary::{ArchSummary, LayerSummary};
@@ -104,6 +105,12 @@ impl CifarConfig {
             ),
             output: vec![shape.out_channels, side, side],
             params: shape.params(),
+            multiply_adds: shape.out_channels
+                * shape.in_channels
+                * shape.kernel
+                * shape.kernel
+                * side
+                * side,
             counts_in_depth: shape.kernel == 3,
         };
         let mut side_now = self.stem().output_side(side);
@@ -126,6 +133,7 @@ impl CifarConfig {
                         ),
                         output: vec![shape.out_channels, side_now, side_now],
                         params: 0,
+                        multiply_adds: 0,
                         counts_in_depth: false,
                     },
                     ShortcutOption::B => conv(
@@ -141,6 +149,7 @@ impl CifarConfig {
             kind: "global average pool".into(),
             output: vec![self.final_channels()],
             params: 0,
+            multiply_adds: 0,
             counts_in_depth: false,
         });
         layers.push(classifier_summary(self.final_channels(), self.classes));
@@ -224,7 +233,7 @@ impl CifarNet {
     pub fn forward_probe(&self, xs: &Tensor, train: bool, probe: &mut Probe) -> Result<Tensor> {
         let h = self.stem.forward_t(xs, train)?;
         probe.record("stem", &h);
-        let mut h = h.relu()?;
+        let mut h = relu(&h)?;
         for (i, (block, name)) in self.blocks.iter().zip(&self.block_names).enumerate() {
             h = if probe.lesion == Some(i) {
                 match block.deleted(&h, train) {

@@ -30,6 +30,7 @@ pub fn classifier_summary(features: usize, classes: usize) -> LayerSummary {
         kind: format!("linear {features}->{classes}"),
         output: vec![classes],
         params: features * classes + classes,
+        multiply_adds: features * classes,
         counts_in_depth: true,
     }
 }

@@ -1,8 +1,10 @@
 //! Conv -> BatchNorm, the weighted layer of the CIFAR-style family. As with
 //! `DenseLayer`, the ReLU is the caller's: a residual block adds its shortcut first.
 
+use crate::batch_norm::{batch_norm, BatchNorm};
+use crate::kernels::conv2d::conv2d;
 use candle_core::{Result, Tensor};
-use candle_nn::{BatchNorm, Init, ModuleT, VarBuilder};
+use candle_nn::{Init, ModuleT, VarBuilder};
 
 /// The shape of one convolution: square kernel, "same" padding (kernel / 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,14 +56,14 @@ pub fn conv_layer(shape: ConvShape, bn_gamma: f64, vb: VarBuilder) -> Result<Con
     // Creating gamma first makes `batch_norm` reuse it instead of initialising it to 1.
     vb.pp("bn")
         .get_with_hints(shape.out_channels, "weight", Init::Const(bn_gamma))?;
-    let bn = candle_nn::batch_norm(shape.out_channels, 1e-5, vb.pp("bn"))?;
+    let bn = batch_norm(shape.out_channels, 1e-5, vb.pp("bn"))?;
     Ok(ConvLayer { weight, shape, bn })
 }
 
 impl ModuleT for ConvLayer {
     /// Pre-activation output: BN(conv(x)), x of shape (batch, channels, rows, cols).
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        let ys = xs.conv2d(&self.weight, self.shape.padding(), self.shape.stride, 1, 1)?;
+        let ys = conv2d(xs, &self.weight, self.shape.padding(), self.shape.stride)?;
         self.bn.forward_t(&ys, train)
     }
 }

@@ -1,8 +1,9 @@
 //! Linear -> BatchNorm, the weighted layer of the MLP family. The ReLU is applied by the
 //! caller, because a residual block adds its shortcut between the BN and the ReLU.
 
+use crate::batch_norm::{batch_norm, BatchNorm};
 use candle_core::{Result, Tensor};
-use candle_nn::{BatchNorm, Init, ModuleT, VarBuilder};
+use candle_nn::{Init, ModuleT, VarBuilder};
 
 #[derive(Debug, Clone)]
 pub struct DenseLayer {
@@ -27,7 +28,7 @@ pub fn dense_layer(
     // Creating gamma first makes `batch_norm` reuse it instead of initialising it to 1.
     vb.pp("bn")
         .get_with_hints(out_dim, "weight", Init::Const(bn_gamma))?;
-    let bn = candle_nn::batch_norm(out_dim, 1e-5, vb.pp("bn"))?;
+    let bn = batch_norm(out_dim, 1e-5, vb.pp("bn"))?;
     Ok(DenseLayer { weight, bn })
 }
 

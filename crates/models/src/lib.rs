@@ -9,13 +9,14 @@
 //! conv nets of depth 6n + 2 (`cifar_net`).
 
 mod basic_block;
+mod batch_norm;
 mod cifar_net;
 mod classifier;
 mod conv_layer;
 mod dense_layer;
 mod error;
 mod family;
-mod im2col;
+pub mod kernels;
 mod mlp;
 mod network;
 pub mod params;
@@ -28,13 +29,13 @@ mod summary;
 mod test_util;
 
 pub use basic_block::{basic_block, BasicBlock, BlockShape};
+pub use batch_norm::{batch_norm, BatchNorm};
 pub use cifar_net::{cifar_net, CifarConfig, CifarNet};
 pub use classifier::{classifier, Classifier};
 pub use conv_layer::{conv_layer, ConvLayer, ConvShape};
 pub use dense_layer::{dense_layer, DenseLayer};
 pub use error::ModelError;
 pub use family::Family;
-pub use im2col::conv2d_im2col;
 pub use mlp::{mlp, Mlp, MlpConfig};
 pub use network::{Architecture, Network};
 pub use probe::{response_stds, Probe};

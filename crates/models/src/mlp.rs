@@ -9,6 +9,7 @@ use crate::classifier::{classifier, classifier_summary, Classifier};
 use crate::dense_layer::{dense_layer, DenseLayer};
 use crate::error::ModelError;
 use crate::family::Family;
+use crate::kernels::relu::{add_relu, relu};
 use crate::probe::{two_layer_branch, Probe};
 use crate::summary::{ArchSummary, LayerSummary};
 use candle_core::Module;
@@ -49,6 +50,7 @@ impl MlpConfig {
             kind: format!("linear {inputs}->{} + BN", self.width),
             output: vec![self.width],
             params: inputs * self.width + 2 * self.width,
+            multiply_adds: inputs * self.width,
             counts_in_depth: true,
         };
         let mut layers = vec![dense("input".into(), self.inputs)];
@@ -88,9 +90,9 @@ impl Block {
     ) -> Result<Tensor> {
         let h = two_layer_branch(&self.first, &self.second, xs, train, name, probe)?;
         if self.residual {
-            (h + xs)?.relu()
+            add_relu(&h, xs)
         } else {
-            h.relu()
+            relu(&h)
         }
     }
 }
@@ -148,7 +150,7 @@ impl Mlp {
         let xs = xs.flatten_from(1)?;
         let h = self.input.forward_t(&xs, train)?;
         probe.record("input", &h);
-        let mut h = h.relu()?;
+        let mut h = relu(&h)?;
         for (i, (block, name)) in self.blocks.iter().zip(&self.block_names).enumerate() {
             if probe.lesion != Some(i) {
                 h = block.forward_probe(&h, train, name, probe)?;

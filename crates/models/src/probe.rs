@@ -3,6 +3,7 @@
 //! paper's Figure 7), and the network with one block deleted (the lesion study of Veit,
 //! Wilber and Belongie 2016: y = shortcut(x) instead of y = relu(f(x) + shortcut(x))).
 
+use crate::kernels::relu::relu;
 use candle_core::{Result, Tensor};
 
 #[derive(Debug, Default)]
@@ -55,7 +56,7 @@ pub(crate) fn two_layer_branch<L: candle_nn::ModuleT>(
     probe: &mut Probe,
 ) -> Result<Tensor> {
     let h1 = first.forward_t(xs, train)?;
-    let h2 = second.forward_t(&h1.relu()?, train)?;
+    let h2 = second.forward_t(&relu(&h1)?, train)?;
     // Names are formatted only when recording: this is every training step's path.
     if probe.record {
         probe.record(&format!("{name}.first"), &h1);

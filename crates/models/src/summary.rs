@@ -14,6 +14,10 @@ pub struct LayerSummary {
     pub output: Vec<usize>,
     /// Trainable scalars (BN running statistics excluded).
     pub params: usize,
+    /// Multiply-adds of the forward pass for one example (the weights' products; BN,
+    /// ReLU and additions are not counted). A training step costs about three times this
+    /// per example: the forward pass, the input gradient and the weight gradient.
+    pub multiply_adds: usize,
     /// Whether this is one of the weighted layers that "depth" counts (shortcuts are not).
     pub counts_in_depth: bool,
 }
@@ -28,6 +32,11 @@ pub struct ArchSummary {
 impl ArchSummary {
     pub fn params(&self) -> usize {
         self.layers.iter().map(|l| l.params).sum()
+    }
+
+    /// Forward multiply-adds for one example, all layers.
+    pub fn multiply_adds(&self) -> usize {
+        self.layers.iter().map(|l| l.multiply_adds).sum()
     }
 
     pub fn weighted_layers(&self) -> usize {

@@ -1,21 +1,37 @@
-//! Training-step time (forward, backward, SGD update) at batch 128 on Fashion-MNIST-shaped
-//! input (1x28x28), median of repeated steps after warm-up: the MLP family, and the
-//! CIFAR-style conv nets at the widths the experiments use.
+//! Training-step time (forward, cross-entropy, backward, SGD momentum update) at batch
+//! 128 on Fashion-MNIST-shaped input (1x28x28): the MLP of depth 64 and width 64, and the
+//! CIFAR-style plain-20, plain-56 and residual-56 at widths 16, 32 and 64. Median of
+//! repeated steps after warm-up, with the achieved GFLOP/s (3 x 2 x the forward
+//! multiply-adds per example x batch / time) next to the machine's peak.
 //!
-//! Run with one compute thread, as the sweep's workers do:
-//! `RAYON_NUM_THREADS=1 cargo bench -p runner --bench train_step` (or `just bench`).
-//! `-- mlp` or `-- cifar` runs one family of models only.
+//! The thread count is fixed when the first tensor is made, so one run measures one:
+//! `RAYON_NUM_THREADS=1 cargo bench -p runner --bench train_step -- [--out FILE]
+//! [--models a,b] [NAME-FILTER]`. `just bench` runs 1 and 2 threads; `just bench-compare`
+//! runs PyTorch (`bench/torch_reference.py`) on the same models and prints the ratios.
+//! `--out` appends one JSON line per model, the format `bench/compare.py` reads.
 
 use candle_core::{Device, Tensor};
 use candle_nn::{ModuleT, VarMap};
 use experiment::{DatasetName, Family, ModelArch, RunConfig, Schedule, Shortcut, TrainConfig};
 use models::params;
 use runner::sgd::Sgd;
-use runner::train::build_model;
+use runner::train::{architecture, build_model};
+use std::io::Write;
 use std::time::Instant;
 
 const BATCH: usize = 128;
 const SHAPE: [usize; 3] = [1, 28, 28];
+/// f32 FLOP per cycle and core on this machine's Zen 4 (two 256-bit FMA pipes).
+const FLOP_PER_CYCLE: f64 = 32.0;
+
+/// One benchmarked model: its name (shared with `bench/torch_reference.py`), its
+/// configuration and how many steps to time (conv steps take seconds).
+struct Model {
+    name: String,
+    config: RunConfig,
+    warmup: usize,
+    steps: usize,
+}
 
 fn config(arch: ModelArch, family: Family, depth: usize, width: usize) -> RunConfig {
     RunConfig {
@@ -47,15 +63,40 @@ fn config(arch: ModelArch, family: Family, depth: usize, width: usize) -> RunCon
     }
 }
 
+fn models() -> Vec<Model> {
+    let mut all = Vec::new();
+    for family in [Family::Plain, Family::Residual] {
+        all.push(Model {
+            name: format!("mlp-{}-d64-w64", family.as_str()),
+            config: config(ModelArch::Mlp, family, 64, 64),
+            warmup: 5,
+            steps: 30,
+        });
+    }
+    for width in [16, 32, 64] {
+        for (family, depth) in [
+            (Family::Plain, 20),
+            (Family::Plain, 56),
+            (Family::Residual, 56),
+        ] {
+            let (warmup, steps) = if width == 64 { (1, 3) } else { (2, 5) };
+            all.push(Model {
+                name: format!("cifar-{}-d{depth}-w{width}", family.as_str()),
+                config: config(ModelArch::Cifar, family, depth, width),
+                warmup,
+                steps,
+            });
+        }
+    }
+    all
+}
+
 /// Median milliseconds per step, and the number of trainable parameters.
-fn median_step_ms(
-    cfg: &RunConfig,
-    warmup: usize,
-    steps: usize,
-) -> candle_core::Result<(f64, usize)> {
+fn median_step_ms(model: &Model) -> candle_core::Result<(f64, usize)> {
     let device = Device::Cpu;
     let varmap = VarMap::new();
-    let model = build_model(cfg, SHAPE, &varmap, &device).map_err(candle_core::Error::wrap)?;
+    let net =
+        build_model(&model.config, SHAPE, &varmap, &device).map_err(candle_core::Error::wrap)?;
     let mut sgd = Sgd::new(params::trainable(&varmap), 0.9, 1e-4);
     let [c, h, w] = SHAPE;
     let xs = Tensor::randn(0f32, 1.0, (BATCH, c, h, w), &device)?;
@@ -64,15 +105,15 @@ fn median_step_ms(
         BATCH,
         &device,
     )?;
-    let mut times = Vec::with_capacity(steps);
-    for i in 0..warmup + steps {
+    let mut times = Vec::with_capacity(model.steps);
+    for i in 0..model.warmup + model.steps {
         let start = Instant::now();
-        let logits = model.forward_t(&xs, true)?;
+        let logits = net.forward_t(&xs, true)?;
         let loss = candle_nn::loss::cross_entropy(&logits, &ys)?;
         let grads = loss.backward()?;
         sgd.step(&grads, 0.1)?;
         loss.to_scalar::<f32>()?;
-        if i >= warmup {
+        if i >= model.warmup {
             times.push(start.elapsed().as_secs_f64() * 1e3);
         }
     }
@@ -80,44 +121,93 @@ fn median_step_ms(
     Ok((times[times.len() / 2], params::count(&varmap)))
 }
 
+/// Floating-point operations of one training step: forward, input gradient and weight
+/// gradient each cost one multiply and one add per forward multiply-add.
+fn gflop_per_step(cfg: &RunConfig) -> f64 {
+    let summary = architecture(cfg, SHAPE)
+        .summary(SHAPE[1])
+        .expect("the benchmark's models are valid");
+    3.0 * 2.0 * summary.multiply_adds() as f64 * BATCH as f64 / 1e9
+}
+
+/// The clock of the first core in /proc/cpuinfo, in GHz (None off Linux).
+fn clock_ghz() -> Option<f64> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("cpu MHz"))?;
+    let mhz: f64 = line.split(':').nth(1)?.trim().parse().ok()?;
+    Some(mhz / 1e3)
+}
+
+struct Args {
+    out: Option<String>,
+    only: Vec<String>,
+}
+
+fn args() -> Args {
+    let mut out = None;
+    let mut only = Vec::new();
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--out" => out = it.next(),
+            "--models" => only.extend(it.next().unwrap_or_default().split(',').map(String::from)),
+            // `cargo bench` passes `--bench`; anything else filters by name.
+            "--bench" => {}
+            other => only.push(other.to_string()),
+        }
+    }
+    Args { out, only }
+}
+
 fn main() -> candle_core::Result<()> {
-    let only = std::env::args()
-        .skip(1)
-        .find(|a| a == "mlp" || a == "cifar");
+    runner::allocator::retain_freed_memory();
+    let args = args();
+    let threads = candle_core::utils::get_num_threads();
+    let peak = clock_ghz().map(|ghz| ghz * FLOP_PER_CYCLE * threads as f64);
     println!(
-        "training step, batch {BATCH}, input {}x{}x{}, {} compute thread(s), median after warm-up",
-        SHAPE[0],
-        SHAPE[1],
-        SHAPE[2],
-        candle_core::utils::get_num_threads()
+        "training step, batch {BATCH}, input {}x{}x{}, {threads} compute thread(s), median after warm-up",
+        SHAPE[0], SHAPE[1], SHAPE[2],
     );
+    match peak {
+        Some(p) => println!(
+            "peak: {p:.0} GFLOP/s ({threads} x {FLOP_PER_CYCLE} f32 FLOP/cycle x the clock in /proc/cpuinfo)"
+        ),
+        None => println!("peak: unknown (no /proc/cpuinfo clock)"),
+    }
     println!(
-        "{:<6} {:<10} {:>6} {:>6} {:>9} {:>6} {:>10}",
-        "arch", "family", "depth", "width", "params", "steps", "ms/step"
+        "{:<24} {:>10} {:>6} {:>10} {:>10} {:>8} {:>7}",
+        "model", "params", "steps", "ms/step", "GFLOP", "GFLOP/s", "% peak"
     );
-    // MLPs are fast: many steps. Conv steps take seconds on this CPU: few.
-    let models = [
-        (ModelArch::Mlp, Family::Plain, 4, 64, 5, 30),
-        (ModelArch::Mlp, Family::Plain, 64, 64, 5, 30),
-        (ModelArch::Mlp, Family::Residual, 64, 64, 5, 30),
-        (ModelArch::Cifar, Family::Plain, 20, 8, 1, 5),
-        (ModelArch::Cifar, Family::Plain, 56, 8, 1, 5),
-        (ModelArch::Cifar, Family::Residual, 56, 8, 1, 5),
-        (ModelArch::Cifar, Family::Plain, 20, 16, 1, 3),
-    ];
-    for (arch, family, depth, width, warmup, steps) in models {
-        let name = match arch {
-            ModelArch::Mlp => "mlp",
-            ModelArch::Cifar => "cifar",
-        };
-        if only.as_deref().is_some_and(|o| o != name) {
+    let mut out = match &args.out {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(candle_core::Error::wrap)?,
+        ),
+        None => None,
+    };
+    for model in models() {
+        if !args.only.is_empty() && !args.only.iter().any(|o| model.name.contains(o.as_str())) {
             continue;
         }
-        let (ms, params) = median_step_ms(&config(arch, family, depth, width), warmup, steps)?;
+        let (ms, params) = median_step_ms(&model)?;
+        let gflop = gflop_per_step(&model.config);
+        let rate = gflop / (ms / 1e3);
+        let of_peak = peak.map_or(String::from("?"), |p| format!("{:.0}", 100.0 * rate / p));
         println!(
-            "{name:<6} {:<10} {depth:>6} {width:>6} {params:>9} {steps:>6} {ms:>10.2}",
-            family.as_str(),
+            "{:<24} {params:>10} {:>6} {ms:>10.2} {gflop:>10.3} {rate:>8.1} {of_peak:>7}",
+            model.name, model.steps
         );
+        if let Some(file) = out.as_mut() {
+            writeln!(
+                file,
+                "{{\"impl\":\"candle\",\"model\":\"{}\",\"threads\":{threads},\"median_ms\":{ms:.3},\"steps\":{},\"gflop_per_step\":{gflop:.4},\"params\":{params}}}",
+                model.name, model.steps
+            )
+            .map_err(candle_core::Error::wrap)?;
+        }
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! and the sweep that trains every missing run of an experiment (`sweep`).
 //! The trainer never draws; it writes Parquet and metadata through `results`.
 
+pub mod allocator;
 pub mod augment;
 pub mod batches;
 pub mod checkpoint;

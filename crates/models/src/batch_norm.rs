@@ -1,0 +1,116 @@
+//! Batch normalisation with running statistics, under the parameter names
+//! `candle_nn::batch_norm` uses (`weight`, `bias`, `running_mean`, `running_var`), so
+//! checkpoints of either read into the other. Training mode on the CPU in f32 runs our
+//! fused kernel (`kernels::batch_norm`); anything else runs Candle's own `BatchNorm`,
+//! which shares the same variables.
+
+use crate::kernels::batch_norm::batch_norm_train;
+use candle_core::{Result, Tensor, Var};
+use candle_nn::{ModuleT, VarBuilder};
+
+/// PyTorch's and Candle's default: running = 0.9 * running + 0.1 * batch.
+const MOMENTUM: f32 = 0.1;
+
+#[derive(Debug, Clone)]
+pub struct BatchNorm {
+    gamma: Tensor,
+    beta: Tensor,
+    running_mean: Var,
+    running_var: Var,
+    eps: f64,
+    candle: candle_nn::BatchNorm,
+}
+
+/// `features` channels; gamma is whatever `vb` already holds under `weight` (create it
+/// first to choose its initial value), otherwise 1.
+pub fn batch_norm(features: usize, eps: f64, vb: VarBuilder) -> Result<BatchNorm> {
+    let candle = candle_nn::batch_norm(features, eps, vb.clone())?;
+    // The same variables again: `get` returns the VarMap's tensors, and a Var made from
+    // a variable tensor shares its storage, so updates are seen by both.
+    let running_mean = Var::from_tensor(&vb.get(features, "running_mean")?)?;
+    let running_var = Var::from_tensor(&vb.get(features, "running_var")?)?;
+    Ok(BatchNorm {
+        gamma: vb.get(features, "weight")?,
+        beta: vb.get(features, "bias")?,
+        running_mean,
+        running_var,
+        eps,
+        candle,
+    })
+}
+
+impl BatchNorm {
+    /// Folds one batch's statistics into the running ones, as Candle and PyTorch do
+    /// (the variance unbiased: count / (count - 1)).
+    fn update_running(&self, mean: &[f32], var: &[f32], count: usize) -> Result<()> {
+        let unbias = count as f32 / (count.max(2) - 1) as f32;
+        let blend = |running: &Var, batch: &[f32], factor: f32| -> Result<()> {
+            let old = running.as_tensor().to_vec1::<f32>()?;
+            let new: Vec<f32> = old
+                .iter()
+                .zip(batch)
+                .map(|(&r, &b)| (1.0 - MOMENTUM) * r + MOMENTUM * factor * b)
+                .collect();
+            running.set(&Tensor::from_vec(new, old.len(), running.device())?)
+        };
+        blend(&self.running_mean, mean, 1.0)?;
+        blend(&self.running_var, var, unbias)
+    }
+}
+
+impl ModuleT for BatchNorm {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        let ours = xs.device().is_cpu() && xs.dtype() == candle_core::DType::F32;
+        if !(train && ours) {
+            return self.candle.forward_t(xs, train);
+        }
+        let (ys, stats) = batch_norm_train(xs, &self.gamma, &self.beta, self.eps)?;
+        self.update_running(&stats.mean, &stats.var, stats.count)?;
+        Ok(ys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::max_abs_diff;
+    use candle_core::{DType, Device};
+    use candle_nn::VarMap;
+
+    /// Three training steps then evaluation: the same outputs and running statistics
+    /// as Candle's `BatchNorm` on its own copy of the variables.
+    #[test]
+    fn running_statistics_follow_candles() {
+        let dev = Device::Cpu;
+        let (ours_map, theirs_map) = (VarMap::new(), VarMap::new());
+        let ours = batch_norm(
+            6,
+            1e-5,
+            VarBuilder::from_varmap(&ours_map, DType::F32, &dev),
+        )
+        .unwrap();
+        let theirs = candle_nn::batch_norm(
+            6,
+            1e-5,
+            VarBuilder::from_varmap(&theirs_map, DType::F32, &dev),
+        )
+        .unwrap();
+        for step in 0..3 {
+            let xs = (Tensor::randn(0f32, 1.5, (5, 6, 4, 4), &dev).unwrap() + step as f64).unwrap();
+            let a = ours.forward_t(&xs, true).unwrap();
+            let b = theirs.forward_t(&xs, true).unwrap();
+            assert!(max_abs_diff(&a, &b) < 1e-4, "step {step}");
+        }
+        let xs = Tensor::randn(0f32, 1.0, (5, 6, 4, 4), &dev).unwrap();
+        let a = ours.forward_t(&xs, false).unwrap();
+        let b = theirs.forward_t(&xs, false).unwrap();
+        assert!(max_abs_diff(&a, &b) < 1e-4, "evaluation");
+        let data = |m: &VarMap, name: &str| m.data().lock().unwrap()[name].as_tensor().clone();
+        for name in ["running_mean", "running_var"] {
+            assert!(
+                max_abs_diff(&data(&ours_map, name), &data(&theirs_map, name)) < 1e-5,
+                "{name}"
+            );
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! Batch normalisation in training mode as one op forward and one op backward.
+//!
+//! Candle's `BatchNorm` builds the normalisation out of about ten broadcast operations
+//! (each a pass over the activations and a new allocation) and its backward out of
+//! twice that; here the forward is two passes (statistics, then scale and shift) and the
+//! backward two (two sums per channel, then the input gradient), with the per-channel
+//! gamma/beta gradients falling out of the first. The statistics are the ones Candle
+//! computes: mean, then the biased variance around it; the running statistics are
+//! updated by the layer (`crate::batch_norm`) from what the forward pass measured.
+
+use super::{contiguous_f32, for_image_ranges, map_image_ranges};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use std::sync::{Arc, Mutex};
+
+/// What one training-mode forward pass measured, per channel: kept for its backward pass
+/// and for the running statistics.
+#[derive(Debug, Clone, Default)]
+pub struct BatchStats {
+    pub mean: Vec<f32>,
+    /// Biased (divided by the element count), as used to normalise.
+    pub var: Vec<f32>,
+    /// Elements per channel: batch * spatial positions.
+    pub count: usize,
+    inv_std: Vec<f32>,
+    gamma: Vec<f32>,
+}
+
+/// (batch, channels, spatial...) viewed as (batch, channels, positions).
+fn dims(layout: &Layout) -> Result<(usize, usize, usize)> {
+    let d = layout.shape().dims();
+    if d.len() < 2 {
+        candle_core::bail!("batch norm: input of shape {d:?} has no channel dimension")
+    }
+    Ok((d[0], d[1], d[2..].iter().product()))
+}
+
+/// Per-channel sums over a batch slice of (images, c, s) values: `f(channel, slice)`
+/// returns the slice's contribution, accumulated in f64 so that large batches of
+/// similar values lose nothing.
+fn channel_sums(
+    c: usize,
+    s: usize,
+    images: std::ops::Range<usize>,
+    f: impl Fn(usize, std::ops::Range<usize>) -> f64,
+) -> Vec<f64> {
+    let mut sums = vec![0f64; c];
+    for b in images {
+        for (ch, sum) in sums.iter_mut().enumerate() {
+            let start = (b * c + ch) * s;
+            *sum += f(ch, start..start + s);
+        }
+    }
+    sums
+}
+
+/// The sum of `f(x)` (or `f(x, y)` pairwise) over a slice, in eight f32 lanes so that
+/// the loop vectorises; a slice is one channel of one image (at most a few thousand
+/// values), the f64 accumulation happens across slices.
+fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+    let mut acc = [0f32; 8];
+    let chunks = xs.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += f(v);
+        }
+    }
+    (acc.iter().sum::<f32>() + tail) as f64
+}
+
+fn lane_sum2(xs: &[f32], ys: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
+    let mut acc = [0f32; 8];
+    let (cx, cy) = (xs.chunks_exact(8), ys.chunks_exact(8));
+    let tail: f32 = cx
+        .remainder()
+        .iter()
+        .zip(cy.remainder())
+        .map(|(&u, &v)| f(u, v))
+        .sum();
+    for (a8, b8) in cx.zip(cy) {
+        for ((a, &u), &v) in acc.iter_mut().zip(a8).zip(b8) {
+            *a += f(u, v);
+        }
+    }
+    (acc.iter().sum::<f32>() + tail) as f64
+}
+
+/// Adds up the per-thread partial sums.
+fn total(parts: Vec<Vec<f64>>, c: usize) -> Vec<f64> {
+    parts.into_iter().fold(vec![0f64; c], |mut acc, part| {
+        acc.iter_mut().zip(part).for_each(|(a, p)| *a += p);
+        acc
+    })
+}
+
+/// Training-mode BN of (x, gamma, beta); `stats` receives what the pass measured.
+struct BatchNormTrain {
+    eps: f64,
+    stats: Arc<Mutex<BatchStats>>,
+}
+
+impl CustomOp3 for BatchNormTrain {
+    fn name(&self) -> &'static str {
+        "batch-norm-train"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (b, c, s) = dims(xl)?;
+        let x = contiguous_f32(xs, xl, "batch norm")?;
+        let gamma = contiguous_f32(gs, gl, "batch norm")?;
+        let beta = contiguous_f32(bs, bl, "batch norm")?;
+        if gamma.len() != c || beta.len() != c {
+            candle_core::bail!("batch norm: {c} channels but {} scales", gamma.len())
+        }
+        let count = b * s;
+        if count == 0 {
+            candle_core::bail!("batch norm: empty batch")
+        }
+        let n = count as f64;
+        let mut y = vec![0f32; x.len()];
+        let per_image = c * s;
+        // Pass 1: the mean; then the variance around it (two passes, as Candle does:
+        // the one-pass formula loses digits when the mean is large).
+        let sums = map_image_ranges(b, |images| {
+            channel_sums(c, s, images, |_, r| lane_sum(&x[r], |v| v))
+        });
+        let mean: Vec<f64> = total(sums, c).iter().map(|v| v / n).collect();
+        let sq = map_image_ranges(b, |images| {
+            channel_sums(c, s, images, |ch, r| {
+                let m = mean[ch] as f32;
+                lane_sum(&x[r], |v| (v - m) * (v - m))
+            })
+        });
+        let var: Vec<f64> = total(sq, c).iter().map(|v| v / n).collect();
+        let inv_std: Vec<f32> = var
+            .iter()
+            .map(|v| (1.0 / (v + self.eps).sqrt()) as f32)
+            .collect();
+        // Pass 2: y = x * scale + shift per channel.
+        let scale: Vec<f32> = (0..c).map(|ch| gamma[ch] * inv_std[ch]).collect();
+        let shift: Vec<f32> = (0..c)
+            .map(|ch| beta[ch] - mean[ch] as f32 * scale[ch])
+            .collect();
+        for_image_ranges(b, &mut y, per_image, |images, ys| {
+            let first = images.start;
+            for bi in images {
+                for ch in 0..c {
+                    let start = (bi * c + ch) * s;
+                    let out = &mut ys[start - first * per_image..][..s];
+                    for (o, &v) in out.iter_mut().zip(&x[start..start + s]) {
+                        *o = v * scale[ch] + shift[ch];
+                    }
+                }
+            }
+        });
+        let mut stats = self
+            .stats
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("batch norm: statistics lock poisoned".into()))?;
+        *stats = BatchStats {
+            mean: mean.iter().map(|&v| v as f32).collect(),
+            var: var.iter().map(|&v| v as f32).collect(),
+            count,
+            inv_std,
+            gamma: gamma.to_vec(),
+        };
+        Ok((CpuStorage::F32(y), xl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        _beta: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let stats = self
+            .stats
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("batch norm: statistics lock poisoned".into()))?
+            .clone();
+        let all = x.apply_op2_no_bwd(&grad.contiguous()?, &BatchNormBackward(stats))?;
+        let (n, c) = (x.elem_count(), gamma.elem_count());
+        let dx = all.narrow(0, 0, n)?.reshape(x.shape())?;
+        let dgamma = all.narrow(0, n, c)?;
+        let dbeta = all.narrow(0, n + c, c)?;
+        Ok((Some(dx), Some(dgamma), Some(dbeta)))
+    }
+}
+
+/// (x, dY) -> [dx, dgamma, dbeta] flattened into one tensor.
+struct BatchNormBackward(BatchStats);
+
+impl CustomOp2 for BatchNormBackward {
+    fn name(&self) -> &'static str {
+        "batch-norm-train-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (b, c, s) = dims(xl)?;
+        let x = contiguous_f32(xs, xl, "batch norm backward")?;
+        let dy = contiguous_f32(gs, gl, "batch norm backward")?;
+        let st = &self.0;
+        if dy.len() != x.len() || st.mean.len() != c {
+            candle_core::bail!("batch norm backward: shapes differ from the forward pass")
+        }
+        let per_image = c * s;
+        let mut out = vec![0f32; x.len() + 2 * c];
+        let (dx, params) = out.split_at_mut(x.len());
+        // Pass 1: sum(dy) and sum(dy * xhat) per channel.
+        let parts = map_image_ranges(b, |images| {
+            let sum_dy = channel_sums(c, s, images.clone(), |_, r| lane_sum(&dy[r], |g| g));
+            let sum_dy_xhat = channel_sums(c, s, images, |ch, r| {
+                let (m, k) = (st.mean[ch], st.inv_std[ch]);
+                lane_sum2(&x[r.clone()], &dy[r], |v, g| g * (v - m) * k)
+            });
+            [sum_dy, sum_dy_xhat].concat()
+        });
+        let sums = total(parts, 2 * c);
+        let (sum_dy, sum_dy_xhat) = sums.split_at(c);
+        let n = st.count as f64;
+        // Pass 2: dx = gamma * inv_std * (dy - mean(dy) - xhat * mean(dy * xhat)),
+        // written as a * dy + k * x + off per channel.
+        let coef: Vec<(f32, f32, f32)> = (0..c)
+            .map(|ch| {
+                let a = st.gamma[ch] as f64 * st.inv_std[ch] as f64;
+                let k = -a * st.inv_std[ch] as f64 * sum_dy_xhat[ch] / n;
+                let off = -a * sum_dy[ch] / n - k * st.mean[ch] as f64;
+                (a as f32, k as f32, off as f32)
+            })
+            .collect();
+        for_image_ranges(b, dx, per_image, |images, dxs| {
+            let first = images.start;
+            for bi in images {
+                for (ch, &(a, k, off)) in coef.iter().enumerate() {
+                    let start = (bi * c + ch) * s;
+                    let out = &mut dxs[start - first * per_image..][..s];
+                    for ((o, &v), &g) in out
+                        .iter_mut()
+                        .zip(&x[start..start + s])
+                        .zip(&dy[start..start + s])
+                    {
+                        *o = a * g + k * v + off;
+                    }
+                }
+            }
+        });
+        for ch in 0..c {
+            params[ch] = sum_dy_xhat[ch] as f32;
+            params[c + ch] = sum_dy[ch] as f32;
+        }
+        Ok((CpuStorage::F32(out), Shape::from(x.len() + 2 * c)))
+    }
+}
+
+/// Training-mode batch normalisation of `xs` (batch, channels, ...) with scale `gamma`
+/// and shift `beta` (channels,): the output, and what the pass measured (for the
+/// running statistics). CPU and f32 only: the caller falls back to Candle elsewhere.
+pub fn batch_norm_train(
+    xs: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+) -> Result<(Tensor, BatchStats)> {
+    let stats = Arc::new(Mutex::new(BatchStats::default()));
+    let op = BatchNormTrain {
+        eps,
+        stats: stats.clone(),
+    };
+    let ys = xs.contiguous()?.apply_op3_arc(
+        &gamma.contiguous()?,
+        &beta.contiguous()?,
+        Arc::new(Box::new(op)),
+    )?;
+    let measured = stats
+        .lock()
+        .map_err(|_| candle_core::Error::Msg("batch norm: statistics lock poisoned".into()))?
+        .clone();
+    Ok((ys, measured))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::test_support::{assert_grads_match, rel_err};
+    use candle_core::{DType, Device, Var};
+    use candle_nn::ModuleT;
+
+    /// Against Candle's own BatchNorm in training mode: outputs, the gradients of the
+    /// input, gamma and beta, and the batch statistics it folds into its running ones.
+    #[test]
+    fn matches_candles_batch_norm_and_its_gradients() {
+        let dev = Device::Cpu;
+        for dims in [
+            vec![8, 5],
+            vec![4, 3, 6, 6],
+            vec![3, 16, 5, 5],
+            vec![2, 64, 3, 3],
+        ] {
+            let c = dims[1];
+            // An offset mean checks that the variance is taken around it.
+            let x = Var::from_tensor(
+                &(Tensor::randn(0f32, 2.0, dims.as_slice(), &dev).unwrap() + 3.0).unwrap(),
+            )
+            .unwrap();
+            let gamma = Var::from_tensor(&Tensor::randn(1f32, 0.5, c, &dev).unwrap()).unwrap();
+            let beta = Var::from_tensor(&Tensor::randn(0f32, 0.5, c, &dev).unwrap()).unwrap();
+            let (ours, stats) =
+                batch_norm_train(x.as_tensor(), gamma.as_tensor(), beta.as_tensor(), 1e-5).unwrap();
+            let rm = Var::zeros(c, DType::F32, &dev).unwrap();
+            let rv = Var::ones(c, DType::F32, &dev).unwrap();
+            let bn = candle_nn::BatchNorm::new(
+                c,
+                rm.as_tensor().clone(),
+                rv.as_tensor().clone(),
+                gamma.as_tensor().clone(),
+                beta.as_tensor().clone(),
+                1e-5,
+            )
+            .unwrap();
+            let theirs = bn.forward_t(x.as_tensor(), true).unwrap();
+            let case = format!("{dims:?}");
+            assert!(rel_err(&ours, &theirs) < 1e-4, "{case}: forward");
+            assert_grads_match(
+                &ours,
+                &theirs,
+                &[(&x, "input"), (&gamma, "gamma"), (&beta, "beta")],
+                &case,
+            );
+            // The batch statistics: Candle's running mean after one step from 0 with
+            // momentum 0.1 is 0.1 * mean.
+            let mean = Tensor::new(stats.mean.as_slice(), &dev).unwrap();
+            let want = (rm.as_tensor() / 0.1).unwrap();
+            assert!(rel_err(&mean, &want) < 1e-4, "{case}: mean");
+            assert_eq!(stats.count, dims[0] * dims[2..].iter().product::<usize>());
+        }
+    }
+
+    #[test]
+    fn an_input_without_channels_is_an_error() {
+        let dev = Device::Cpu;
+        let x = Tensor::zeros(4, DType::F32, &dev).unwrap();
+        let g = Tensor::ones(4, DType::F32, &dev).unwrap();
+        assert!(batch_norm_train(&x, &g, &g, 1e-5).is_err());
+    }
+}

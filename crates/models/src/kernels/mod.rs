@@ -1,0 +1,71 @@
+//! Our own CPU kernels, as Candle custom ops with backward passes, where the profile of
+//! a training step showed Candle's generic operations spending the time (issue 5,
+//! "Training as fast as PyTorch"): the convolution (`conv2d`), batch normalisation
+//! (`batch_norm`). Each is f32 on the CPU; on any other device or dtype the callers use
+//! Candle's own operations, so a CUDA build computes what it always did.
+
+pub mod batch_norm;
+pub mod conv2d;
+mod gemm;
+mod im2col;
+pub mod relu;
+#[cfg(test)]
+mod test_support;
+
+use candle_core::{CpuStorage, Layout, Result};
+use rayon::prelude::*;
+use std::ops::Range;
+
+/// The compute threads Candle was started with (`RAYON_NUM_THREADS`), which our kernels
+/// share.
+fn threads() -> usize {
+    candle_core::utils::get_num_threads().max(1)
+}
+
+/// The input's values, if it is f32 and laid out contiguously (the callers make it so).
+fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        candle_core::bail!("{op}: only f32 is supported")
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("{op}: the input must be contiguous"),
+    }
+}
+
+/// Splits a batch of `images` between the compute threads: `f` gets a contiguous range
+/// of image indices and the matching part of `out` (`per_image` values each) and returns
+/// a partial result; one range per thread, so per-thread buffers are allocated once.
+fn for_image_ranges<T: Send>(
+    images: usize,
+    out: &mut [f32],
+    per_image: usize,
+    f: impl Fn(Range<usize>, &mut [f32]) -> T + Sync,
+) -> Vec<T> {
+    let threads = threads().min(images).max(1);
+    let per_range = images.div_ceil(threads).max(1);
+    if threads == 1 || per_image == 0 {
+        return vec![f(0..images, out)];
+    }
+    out.par_chunks_mut(per_range * per_image)
+        .enumerate()
+        .map(|(i, part)| {
+            let start = i * per_range;
+            f(start..start + part.len() / per_image, part)
+        })
+        .collect()
+}
+
+/// Splits a batch of `images` into one contiguous range per compute thread and maps
+/// each with `f` (per-thread partial sums, to be added up by the caller).
+fn map_image_ranges<T: Send>(images: usize, f: impl Fn(Range<usize>) -> T + Sync) -> Vec<T> {
+    let threads = threads().min(images).max(1);
+    let per_range = images.div_ceil(threads).max(1);
+    if threads == 1 {
+        return vec![f(0..images)];
+    }
+    (0..threads)
+        .into_par_iter()
+        .map(|i| f(i * per_range..((i + 1) * per_range).min(images)))
+        .collect()
+}

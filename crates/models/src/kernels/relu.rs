@@ -1,0 +1,146 @@
+//! ReLU, alone and after a residual addition, each one pass forward and one backward.
+//!
+//! Candle's ReLU backward is four operations (zeros, compare, convert, multiply) and the
+//! addition before it two more; here the backward is one masked copy. The mask is taken
+//! from the output (`y > 0`), as PyTorch's `threshold_backward` does: an input of
+//! exactly 0 passes no gradient (Candle's own `relu` passes it), which matters only for
+//! exact zeros, such as the zero channels an option-A shortcut adds.
+
+use super::contiguous_f32;
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
+
+/// Where the output was positive, the gradient; elsewhere 0.
+fn masked(res: &Tensor, grad: &Tensor) -> Result<Tensor> {
+    res.apply_op2_no_bwd(&grad.contiguous()?, &MaskBackward)
+}
+
+struct Relu;
+
+impl CustomOp1 for Relu {
+    fn name(&self) -> &'static str {
+        "relu"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(storage, layout, "relu")?;
+        let y = x.iter().map(|&v| v.max(0.0)).collect();
+        Ok((CpuStorage::F32(y), layout.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(masked(res, grad)?))
+    }
+}
+
+struct AddRelu;
+
+impl CustomOp2 for AddRelu {
+    fn name(&self) -> &'static str {
+        "add-relu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        if l1.shape() != l2.shape() {
+            candle_core::bail!(
+                "add-relu: shapes {:?} and {:?} differ",
+                l1.shape(),
+                l2.shape()
+            )
+        }
+        let a = contiguous_f32(s1, l1, "add-relu")?;
+        let b = contiguous_f32(s2, l2, "add-relu")?;
+        let y = a.iter().zip(b).map(|(&u, &v)| (u + v).max(0.0)).collect();
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _a: &Tensor,
+        _b: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        // Both summands get the same gradient: one tensor, shared.
+        let g = masked(res, grad)?;
+        Ok((Some(g.clone()), Some(g)))
+    }
+}
+
+/// (output, gradient of the output) -> gradient of the input.
+struct MaskBackward;
+
+impl CustomOp2 for MaskBackward {
+    fn name(&self) -> &'static str {
+        "relu-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let y = contiguous_f32(s1, l1, "relu backward")?;
+        let g = contiguous_f32(s2, l2, "relu backward")?;
+        if y.len() != g.len() {
+            candle_core::bail!("relu backward: {} outputs, {} gradients", y.len(), g.len())
+        }
+        let dx = y
+            .iter()
+            .zip(g)
+            .map(|(&v, &d)| if v > 0.0 { d } else { 0.0 })
+            .collect();
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+fn ours(t: &Tensor) -> bool {
+    t.device().is_cpu() && t.dtype() == DType::F32
+}
+
+/// max(x, 0).
+pub fn relu(xs: &Tensor) -> Result<Tensor> {
+    if !ours(xs) {
+        return xs.relu();
+    }
+    xs.contiguous()?.apply_op1(Relu)
+}
+
+/// max(a + b, 0), the end of a residual block.
+pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if !ours(a) || !ours(b) {
+        return (a + b)?.relu();
+    }
+    a.contiguous()?.apply_op2(&b.contiguous()?, AddRelu)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::test_support::{assert_grads_match, rel_err};
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn match_candles_relu_and_addition_with_their_gradients() {
+        let dev = Device::Cpu;
+        let a = Var::from_tensor(&Tensor::randn(0f32, 1.0, (4, 3, 5, 5), &dev).unwrap()).unwrap();
+        let b = Var::from_tensor(&Tensor::randn(0f32, 1.0, (4, 3, 5, 5), &dev).unwrap()).unwrap();
+        let ours = relu(a.as_tensor()).unwrap();
+        let theirs = a.as_tensor().relu().unwrap();
+        assert_eq!(rel_err(&ours, &theirs), 0.0);
+        assert_grads_match(&ours, &theirs, &[(&a, "relu input")], "relu");
+        let ours = add_relu(a.as_tensor(), b.as_tensor()).unwrap();
+        let theirs = (a.as_tensor() + b.as_tensor()).unwrap().relu().unwrap();
+        assert_eq!(rel_err(&ours, &theirs), 0.0);
+        assert_grads_match(&ours, &theirs, &[(&a, "first"), (&b, "second")], "add-relu");
+        let c = Tensor::zeros((4, 3), DType::F32, &dev).unwrap();
+        assert!(add_relu(a.as_tensor(), &c).is_err());
+    }
+}
