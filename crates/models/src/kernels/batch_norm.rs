@@ -34,41 +34,41 @@ fn dims(layout: &Layout) -> Result<(usize, usize, usize)> {
     Ok((d[0], d[1], d[2..].iter().product()))
 }
 
-/// Per-channel sums over a batch slice of (images, c, s) values: `f(channel, slice)`
-/// returns the slice's contribution, accumulated in f64 so that large batches of
-/// similar values lose nothing.
+/// Per-channel sums of `f(channel, x, y)` over the images `images` of (images, c, s)
+/// tensors `x` and `y` (pass `x` twice when one is enough). Each channel of one image
+/// is summed in eight f32 lanes (a loop that vectorises), those sums in f64 so that
+/// large batches lose nothing. With one value per channel (an MLP's (batch, features)),
+/// the loop runs along the rows instead, vectorising across channels.
 fn channel_sums(
     c: usize,
     s: usize,
     images: std::ops::Range<usize>,
-    f: impl Fn(usize, std::ops::Range<usize>) -> f64,
+    x: &[f32],
+    y: &[f32],
+    f: impl Fn(usize, f32, f32) -> f32,
 ) -> Vec<f64> {
+    if s == 1 {
+        let mut acc = vec![0f32; c];
+        for b in images {
+            let (xr, yr) = (&x[b * c..(b + 1) * c], &y[b * c..(b + 1) * c]);
+            for (ch, ((a, &u), &v)) in acc.iter_mut().zip(xr).zip(yr).enumerate() {
+                *a += f(ch, u, v);
+            }
+        }
+        return acc.into_iter().map(f64::from).collect();
+    }
     let mut sums = vec![0f64; c];
     for b in images {
         for (ch, sum) in sums.iter_mut().enumerate() {
-            let start = (b * c + ch) * s;
-            *sum += f(ch, start..start + s);
+            let r = (b * c + ch) * s..(b * c + ch + 1) * s;
+            *sum += lane_sum(&x[r.clone()], &y[r], |u, v| f(ch, u, v));
         }
     }
     sums
 }
 
-/// The sum of `f(x)` (or `f(x, y)` pairwise) over a slice, in eight f32 lanes so that
-/// the loop vectorises; a slice is one channel of one image (at most a few thousand
-/// values), the f64 accumulation happens across slices.
-fn lane_sum(xs: &[f32], f: impl Fn(f32) -> f32) -> f64 {
-    let mut acc = [0f32; 8];
-    let chunks = xs.chunks_exact(8);
-    let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
-    for c in chunks {
-        for (a, &v) in acc.iter_mut().zip(c) {
-            *a += f(v);
-        }
-    }
-    (acc.iter().sum::<f32>() + tail) as f64
-}
-
-fn lane_sum2(xs: &[f32], ys: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
+/// The sum of `f(x, y)` over two slices of one length, in eight f32 lanes.
+fn lane_sum(xs: &[f32], ys: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
     let mut acc = [0f32; 8];
     let (cx, cy) = (xs.chunks_exact(8), ys.chunks_exact(8));
     let tail: f32 = cx
@@ -129,14 +129,15 @@ impl CustomOp3 for BatchNormTrain {
         let per_image = c * s;
         // Pass 1: the mean; then the variance around it (two passes, as Candle does:
         // the one-pass formula loses digits when the mean is large).
-        let sums = map_image_ranges(b, |images| {
-            channel_sums(c, s, images, |_, r| lane_sum(&x[r], |v| v))
+        let sums = map_image_ranges(b, x.len(), |images| {
+            channel_sums(c, s, images, x, x, |_, v, _| v)
         });
         let mean: Vec<f64> = total(sums, c).iter().map(|v| v / n).collect();
-        let sq = map_image_ranges(b, |images| {
-            channel_sums(c, s, images, |ch, r| {
-                let m = mean[ch] as f32;
-                lane_sum(&x[r], |v| (v - m) * (v - m))
+        let mean32: Vec<f32> = mean.iter().map(|&v| v as f32).collect();
+        let sq = map_image_ranges(b, x.len(), |images| {
+            channel_sums(c, s, images, x, x, |ch, v, _| {
+                let m = mean32[ch];
+                (v - m) * (v - m)
             })
         });
         let var: Vec<f64> = total(sq, c).iter().map(|v| v / n).collect();
@@ -223,11 +224,10 @@ impl CustomOp2 for BatchNormBackward {
         let mut out = vec![0f32; x.len() + 2 * c];
         let (dx, params) = out.split_at_mut(x.len());
         // Pass 1: sum(dy) and sum(dy * xhat) per channel.
-        let parts = map_image_ranges(b, |images| {
-            let sum_dy = channel_sums(c, s, images.clone(), |_, r| lane_sum(&dy[r], |g| g));
-            let sum_dy_xhat = channel_sums(c, s, images, |ch, r| {
-                let (m, k) = (st.mean[ch], st.inv_std[ch]);
-                lane_sum2(&x[r.clone()], &dy[r], |v, g| g * (v - m) * k)
+        let parts = map_image_ranges(b, x.len(), |images| {
+            let sum_dy = channel_sums(c, s, images.clone(), dy, dy, |_, g, _| g);
+            let sum_dy_xhat = channel_sums(c, s, images, x, dy, |ch, v, g| {
+                g * (v - st.mean[ch]) * st.inv_std[ch]
             });
             [sum_dy, sum_dy_xhat].concat()
         });

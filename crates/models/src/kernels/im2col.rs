@@ -82,6 +82,9 @@ impl Window {
 
 /// Writes the column matrix (rows x cols, row-major) of one image into `cols`.
 pub fn im2col(win: &Window, image: &[f32], cols: &mut [f32]) {
+    if win.stride == 1 && win.k == 2 * win.pad + 1 {
+        return im2col_same(win, image, cols);
+    }
     let (wo, s, pad) = (win.out_w(), win.stride, win.pad);
     let n = win.cols();
     win.for_each_row(|row, oy, src, (lo, hi), kx| {
@@ -103,6 +106,49 @@ pub fn im2col(win: &Window, image: &[f32], cols: &mut [f32]) {
             }
         }
     });
+}
+
+/// `im2col` for the "same" convolutions that are most of a CIFAR-style net (stride 1,
+/// output as large as the input): each row of the column matrix is the whole channel
+/// shifted by (ky - pad) rows and (kx - pad) columns, so it is one contiguous copy,
+/// after which the few values that wrapped around a row edge are zeroed. The general
+/// path makes one short copy per output row instead, and spent most of its time in
+/// the calls.
+fn im2col_same(win: &Window, image: &[f32], cols: &mut [f32]) {
+    let (h, w, pad) = (win.h as isize, win.w as isize, win.pad as isize);
+    let n = win.h * win.w;
+    for c in 0..win.channels {
+        let src = &image[c * n..(c + 1) * n];
+        for ky in 0..win.k {
+            for kx in 0..win.k {
+                let row = (c * win.k + ky) * win.k + kx;
+                let dst = &mut cols[row * n..(row + 1) * n];
+                let (dy, dx) = (ky as isize - pad, kx as isize - pad);
+                // Output rows whose input row oy + dy exists.
+                let (y_lo, y_hi) = ((-dy).max(0), (h - dy).min(h));
+                if y_lo >= y_hi || dx.abs() >= w {
+                    dst.fill(0.0);
+                    continue;
+                }
+                let (t_lo, t_hi) = (y_lo * w, y_hi * w);
+                let shift = dy * w + dx;
+                // The flat copy, clamped to the channel at its two ends.
+                let (a, b) = (t_lo.max(-shift), t_hi.min(n as isize - shift));
+                let (t_lo, t_hi, a, b) = (t_lo as usize, t_hi as usize, a as usize, b as usize);
+                dst[..t_lo].fill(0.0);
+                dst[t_lo..a].fill(0.0);
+                let from = (a as isize + shift) as usize;
+                dst[a..b].copy_from_slice(&src[from..from + (b - a)]);
+                dst[b..].fill(0.0);
+                // Columns whose input column ox + dx falls off the row read the
+                // neighbouring row's edge in the flat copy: zero them.
+                let (x_lo, x_hi) = if dx > 0 { (w - dx, w) } else { (0, -dx) };
+                for oy in (t_lo..t_hi).step_by(win.w) {
+                    dst[oy + x_lo as usize..oy + x_hi as usize].fill(0.0);
+                }
+            }
+        }
+    }
 }
 
 /// Adds the column matrix `cols` back onto one image (`image` must start zeroed for the
@@ -162,9 +208,9 @@ mod tests {
     #[test]
     fn matches_the_definition_and_col2im_is_its_adjoint() {
         for (h, w) in [(7, 7), (8, 8), (5, 9), (1, 1), (2, 3)] {
-            for k in [1, 3] {
+            for k in [1, 3, 5] {
                 for stride in [1, 2] {
-                    for pad in [0, 1] {
+                    for pad in [0, 1, 2] {
                         if h + 2 * pad < k || w + 2 * pad < k {
                             continue;
                         }
