@@ -140,23 +140,36 @@ fn clock_ghz() -> Option<f64> {
 
 struct Args {
     out: Option<String>,
-    only: Vec<String>,
+    /// `--models a,b`: exactly these (the names `bench/torch_reference.py` takes).
+    names: Vec<String>,
+    /// Other arguments: models whose name contains any of them.
+    filters: Vec<String>,
+}
+
+impl Args {
+    fn wants(&self, name: &str) -> bool {
+        (self.names.is_empty() || self.names.iter().any(|n| n == name))
+            && (self.filters.is_empty() || self.filters.iter().any(|f| name.contains(f.as_str())))
+    }
 }
 
 fn args() -> Args {
-    let mut out = None;
-    let mut only = Vec::new();
+    let (mut out, mut names, mut filters) = (None, Vec::new(), Vec::new());
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--out" => out = it.next(),
-            "--models" => only.extend(it.next().unwrap_or_default().split(',').map(String::from)),
-            // `cargo bench` passes `--bench`; anything else filters by name.
+            "--models" => names.extend(it.next().unwrap_or_default().split(',').map(String::from)),
+            // `cargo bench` passes `--bench`.
             "--bench" => {}
-            other => only.push(other.to_string()),
+            other => filters.push(other.to_string()),
         }
     }
-    Args { out, only }
+    Args {
+        out,
+        names,
+        filters,
+    }
 }
 
 fn main() -> candle_core::Result<()> {
@@ -189,7 +202,7 @@ fn main() -> candle_core::Result<()> {
         None => None,
     };
     for model in models() {
-        if !args.only.is_empty() && !args.only.iter().any(|o| model.name.contains(o.as_str())) {
+        if !args.wants(&model.name) {
             continue;
         }
         let (ms, params) = median_step_ms(&model)?;
