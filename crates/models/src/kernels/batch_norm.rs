@@ -8,7 +8,7 @@
 //! computes: mean, then the biased variance around it; the running statistics are
 //! updated by the layer (`crate::batch_norm`) from what the forward pass measured.
 
-use super::{contiguous_f32, for_image_ranges, map_image_ranges};
+use super::{contiguous_f32, for_image_ranges, map_image_ranges, zeros};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use std::sync::{Arc, Mutex};
 
@@ -125,7 +125,7 @@ impl CustomOp3 for BatchNormTrain {
             candle_core::bail!("batch norm: empty batch")
         }
         let n = count as f64;
-        let mut y = vec![0f32; x.len()];
+        let mut y = zeros(x.len());
         let per_image = c * s;
         // Pass 1: the mean; then the variance around it (two passes, as Candle does:
         // the one-pass formula loses digits when the mean is large).
@@ -221,7 +221,7 @@ impl CustomOp2 for BatchNormBackward {
             candle_core::bail!("batch norm backward: shapes differ from the forward pass")
         }
         let per_image = c * s;
-        let mut out = vec![0f32; x.len() + 2 * c];
+        let mut out = zeros(x.len() + 2 * c);
         let (dx, params) = out.split_at_mut(x.len());
         // Pass 1: sum(dy) and sum(dy * xhat) per channel.
         let parts = map_image_ranges(b, x.len(), |images| {

@@ -43,6 +43,12 @@ impl Window {
         self.k == 1 && self.stride == 1 && self.pad == 0
     }
 
+    /// Whether this is a "same" convolution: stride 1 and an output as large as the
+    /// input (k = 2 * pad + 1).
+    pub fn is_same(&self) -> bool {
+        self.stride == 1 && self.k == 2 * self.pad + 1
+    }
+
     /// The output positions `lo..hi` along one axis whose input coordinate
     /// `o * stride + tap - pad` falls inside `0..side`.
     fn valid(&self, tap: usize, side: usize, out: usize) -> (usize, usize) {
@@ -82,7 +88,7 @@ impl Window {
 
 /// Writes the column matrix (rows x cols, row-major) of one image into `cols`.
 pub fn im2col(win: &Window, image: &[f32], cols: &mut [f32]) {
-    if win.stride == 1 && win.k == 2 * win.pad + 1 {
+    if win.is_same() {
         return im2col_same(win, image, cols);
     }
     let (wo, s, pad) = (win.out_w(), win.stride, win.pad);

@@ -88,3 +88,37 @@ fn map_image_ranges<T: Send>(
         .map(|i| f(i * per_range..((i + 1) * per_range).min(images)))
         .collect()
 }
+
+/// `len` zeros, written by the compute threads in parallel (a serial `vec![0.0; len]`
+/// of a conv layer's output was a visible part of the single-threaded remainder of a
+/// two-thread training step).
+fn zeros(len: usize) -> Vec<f32> {
+    let mut v: Vec<f32> = Vec::with_capacity(len);
+    let spare = &mut v.spare_capacity_mut()[..len];
+    let threads = threads_for(len);
+    let part = len.div_ceil(threads).max(1);
+    let zero =
+        |chunk: &mut [std::mem::MaybeUninit<f32>]| chunk.fill(std::mem::MaybeUninit::new(0.0));
+    if threads == 1 {
+        zero(spare);
+    } else {
+        spare.par_chunks_mut(part).for_each(zero);
+    }
+    // SAFETY: all `len` elements were initialised just above.
+    unsafe { v.set_len(len) };
+    v
+}
+
+/// `out[i] = f(i)`-style elementwise work: `f(offset, part)` fills `part`, the slice of
+/// `out` starting at `offset`, one contiguous part per compute thread.
+fn for_parts(out: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync) {
+    let threads = threads_for(out.len());
+    let part = out.len().div_ceil(threads).max(1);
+    if threads == 1 {
+        f(0, out);
+    } else {
+        out.par_chunks_mut(part)
+            .enumerate()
+            .for_each(|(i, chunk)| f(i * part, chunk));
+    }
+}

@@ -6,7 +6,7 @@
 //! exactly 0 passes no gradient (Candle's own `relu` passes it), which matters only for
 //! exact zeros, such as the zero channels an option-A shortcut adds.
 
-use super::contiguous_f32;
+use super::{contiguous_f32, for_parts, zeros};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 
 /// Where the output was positive, the gradient; elsewhere 0.
@@ -23,7 +23,12 @@ impl CustomOp1 for Relu {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = contiguous_f32(storage, layout, "relu")?;
-        let y = x.iter().map(|&v| v.max(0.0)).collect();
+        let mut y = zeros(x.len());
+        for_parts(&mut y, |at, ys| {
+            for (o, &v) in ys.iter_mut().zip(&x[at..]) {
+                *o = v.max(0.0);
+            }
+        });
         Ok((CpuStorage::F32(y), layout.shape().clone()))
     }
 
@@ -55,7 +60,12 @@ impl CustomOp2 for AddRelu {
         }
         let a = contiguous_f32(s1, l1, "add-relu")?;
         let b = contiguous_f32(s2, l2, "add-relu")?;
-        let y = a.iter().zip(b).map(|(&u, &v)| (u + v).max(0.0)).collect();
+        let mut y = zeros(a.len());
+        for_parts(&mut y, |at, ys| {
+            for ((o, &u), &v) in ys.iter_mut().zip(&a[at..]).zip(&b[at..]) {
+                *o = (u + v).max(0.0);
+            }
+        });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -92,11 +102,12 @@ impl CustomOp2 for MaskBackward {
         if y.len() != g.len() {
             candle_core::bail!("relu backward: {} outputs, {} gradients", y.len(), g.len())
         }
-        let dx = y
-            .iter()
-            .zip(g)
-            .map(|(&v, &d)| if v > 0.0 { d } else { 0.0 })
-            .collect();
+        let mut dx = zeros(y.len());
+        for_parts(&mut dx, |at, out| {
+            for ((o, &v), &d) in out.iter_mut().zip(&y[at..]).zip(&g[at..]) {
+                *o = if v > 0.0 { d } else { 0.0 };
+            }
+        });
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
 }
