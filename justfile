@@ -25,14 +25,12 @@ test:
 # Training-step benchmark at batch 128 (the MLP d64 w64; CIFAR-style plain-20, plain-56, residual-56 at widths 16/32/64), one and two threads, with GFLOP/s; `just bench mlp` or `just bench w16` picks models by name. Appends JSON lines to target/bench/candle.jsonl.
 bench *filter="":
     mkdir -p target/bench
-    RAYON_NUM_THREADS=1 cargo bench -p runner --bench train_step -- --out target/bench/candle.jsonl {{filter}}
-    RAYON_NUM_THREADS=2 cargo bench -p runner --bench train_step -- --out target/bench/candle.jsonl {{filter}}
+    RAYON_NUM_THREADS=1 cargo bench -p runner --bench train_step -- --out {{justfile_directory()}}/target/bench/candle.jsonl {{filter}}
+    RAYON_NUM_THREADS=2 cargo bench -p runner --bench train_step -- --out {{justfile_directory()}}/target/bench/candle.jsonl {{filter}}
 
-# Candle and PyTorch (bench/torch_reference.py in .venv-torch, made by `just torch-env`) on the same models, 1 and 2 threads, then the ratio table; `just bench-compare --models mlp-plain-d64-w64,cifar-plain-d20-w16` for some.
-bench-compare *models="":
-    just bench {{models}}
-    for t in 1 2; do .venv-torch/bin/python bench/torch_reference.py speed --threads $t --out target/bench/torch.jsonl {{models}}; done
-    python3 bench/compare.py target/bench/candle.jsonl target/bench/torch.jsonl
+# Candle and PyTorch (bench/torch_reference.py in .venv-torch, made by `just torch-env`) on the same models, 1 and 2 threads, alternating model by model for 3 rounds, then the ratio table (medians); `just bench-compare --models mlp-plain-d64-w64 --rounds 5` for some.
+bench-compare *args="":
+    python3 bench/side_by_side.py {{args}}
 
 # A Python environment with PyTorch for the reference (several GB: pip's default wheel carries CUDA libraries).
 torch-env:

@@ -11,18 +11,21 @@ how much work a step is. Standard library only, so it runs with any python3:
 Candle lines: {"impl": "candle", "model": ..., "threads": N, "median_ms": ...,
 "gflop_per_step": ...} (or a ready "gflops" field). Lines without a "model" (the
 `train` command's results) are skipped. If a file holds several lines for one
-(model, threads), the last one wins: the files are appended to, so it is the newest.
+(model, threads) (rounds), their median is used and the table says how many.
 A model measured on one side only is listed with "missing" on the other. Exit status 0
 (2 only for wrong arguments).
 """
 
 import json
+import statistics
 import sys
 
 
 def load(path):
-    """{(model, threads): record}, later lines replacing earlier ones."""
-    records = {}
+    """{(model, threads): record} where record's median_ms is the median over every line
+    for that pair (one per round of `bench/side_by_side.py`; this machine is shared and
+    a single measurement can be off by 20 %), and "rounds" says how many there were."""
+    lines = {}
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
             line = line.strip()
@@ -34,7 +37,13 @@ def load(path):
                 print(f"{path}:{number}: skipped, not JSON ({e})", file=sys.stderr)
                 continue
             if "model" in record and "median_ms" in record:
-                records[(record["model"], int(record.get("threads", 0)))] = record
+                lines.setdefault((record["model"], int(record.get("threads", 0))), []).append(record)
+    records = {}
+    for key, group in lines.items():
+        record = dict(group[-1])
+        record["median_ms"] = statistics.median(r["median_ms"] for r in group)
+        record["rounds"] = len(group)
+        records[key] = record
     return records
 
 
@@ -63,7 +72,7 @@ def main(argv):
     keys = sorted(first_seen, key=lambda k: (k[1], order[k]))  # grouped by thread count
     print(
         f"{'model':<26} {'threads':>7} {'candle ms':>10} {'pytorch ms':>10} "
-        f"{'candle/pt':>9} {'candle GFLOP/s':>14}"
+        f"{'candle/pt':>9} {'candle GFLOP/s':>14} {'rounds':>6}"
     )
     for model, threads in keys:
         c, t = candle.get((model, threads)), torch.get((model, threads))
@@ -73,7 +82,8 @@ def main(argv):
         gflops = c and candle_gflops(c)
         print(
             f"{model:<26} {threads:>7} {fmt(c_ms, '10.2f'):>10} {fmt(t_ms, '10.2f'):>10} "
-            f"{fmt(ratio, '9.2f'):>9} {'' if c and gflops is None else fmt(gflops, '14.2f'):>14}"
+            f"{fmt(ratio, '9.2f'):>9} {'' if c and gflops is None else fmt(gflops, '14.2f'):>14} "
+            f"{(c or t)['rounds']:>6}"
         )
     versions = {r.get("version") for r in torch.values() if r.get("version")}
     if versions:
