@@ -8,7 +8,7 @@
 //! computes: mean, then the biased variance around it; the running statistics are
 //! updated by the layer (`crate::batch_norm`) from what the forward pass measured.
 
-use super::{contiguous_f32, for_image_ranges, map_image_ranges, zeros};
+use super::{assume_init, contiguous_f32, for_image_ranges, map_image_ranges, uninit, zeros};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use std::sync::{Arc, Mutex};
 
@@ -125,7 +125,7 @@ impl CustomOp3 for BatchNormTrain {
             candle_core::bail!("batch norm: empty batch")
         }
         let n = count as f64;
-        let mut y = zeros(x.len());
+        let mut y = uninit(x.len());
         let per_image = c * s;
         // Pass 1: the mean; then the variance around it (two passes, as Candle does:
         // the one-pass formula loses digits when the mean is large).
@@ -157,11 +157,13 @@ impl CustomOp3 for BatchNormTrain {
                     let start = (bi * c + ch) * s;
                     let out = &mut ys[start - first * per_image..][..s];
                     for (o, &v) in out.iter_mut().zip(&x[start..start + s]) {
-                        *o = v * scale[ch] + shift[ch];
+                        o.write(v * scale[ch] + shift[ch]);
                     }
                 }
             }
         });
+        // SAFETY: the ranges cover every image, and every value of an image is written.
+        let y = unsafe { assume_init(y) };
         let mut stats = self
             .stats
             .lock()

@@ -8,9 +8,9 @@
 //! stored from the forward pass: they would be k*k times the activations' memory).
 //! Images are split between the compute threads; each gemm runs on one thread.
 
-use super::gemm::{matmul, MatRef};
+use super::gemm::{matmul, matmul_to, MatRef};
 use super::im2col::{col2im_add, im2col, Window};
-use super::{contiguous_f32, for_image_ranges, zeros};
+use super::{assume_init, contiguous_f32, for_image_ranges, uninit, zeros};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 
 /// Kernel side, stride and zero padding; the image size comes with the input.
@@ -64,7 +64,7 @@ impl CustomOp2 for Conv {
         let w = contiguous_f32(ws, wl, "conv2d")?;
         let (rows, n) = (win.rows(), win.cols());
         let kernel = MatRef::row_major(w, o, rows);
-        let mut out = zeros(b * o * n);
+        let mut out = uninit(b * o * n);
         let image_len = win.image_len();
         for_image_ranges(b, &mut out, o * n, |images, ys| {
             let mut cols = vec![0f32; if win.is_identity() { 0 } else { rows * n }];
@@ -76,9 +76,12 @@ impl CustomOp2 for Conv {
                     im2col(&win, image, &mut cols);
                     &cols
                 };
-                matmul(y, kernel, MatRef::row_major(cols, rows, n), false);
+                matmul_to(y, kernel, MatRef::row_major(cols, rows, n));
             }
         });
+        // SAFETY: the ranges cover every image, and each image's product writes all of
+        // its o x n outputs.
+        let out = unsafe { assume_init(out) };
         Ok((
             CpuStorage::F32(out),
             Shape::from((b, o, win.out_h(), win.out_w())),

@@ -3,6 +3,8 @@
 //! kernels parallelise over the images of a batch instead, which keeps every thread busy
 //! on the small per-image products of a CIFAR-style net.
 
+use std::mem::MaybeUninit;
+
 /// A read-only matrix view: element (i, j) is `data[i * row_stride + j * col_stride]`.
 #[derive(Debug, Clone, Copy)]
 pub struct MatRef<'a> {
@@ -53,9 +55,32 @@ impl<'a> MatRef<'a> {
 /// When the shapes do not fit or a slice is shorter than its view: both are bugs in
 /// the calling kernel, never a consequence of user input.
 pub fn matmul(dst: &mut [f32], a: MatRef, b: MatRef, accumulate: bool) {
+    assert!(
+        dst.len() >= a.rows * b.cols,
+        "matmul: destination too short"
+    );
+    // SAFETY: `dst` is initialised and exclusively borrowed, and long enough.
+    unsafe { product(dst.as_mut_ptr(), a, b, accumulate) }
+}
+
+/// `dst = a * b` into memory that need not be initialised: every element of the
+/// `a.rows` x `b.cols` product is written, none is read.
+pub fn matmul_to(dst: &mut [MaybeUninit<f32>], a: MatRef, b: MatRef) {
+    assert!(
+        dst.len() >= a.rows * b.cols,
+        "matmul: destination too short"
+    );
+    // SAFETY: exclusively borrowed and long enough; with `accumulate` false the
+    // product never reads `dst` (gemm's `read_dst`), so uninitialised memory is fine.
+    unsafe { product(dst.as_mut_ptr().cast::<f32>(), a, b, false) }
+}
+
+/// # Safety
+/// `dst` must be valid for writes (and, when `accumulate`, reads) of `a.rows * b.cols`
+/// row-major values, and alias neither input.
+unsafe fn product(dst: *mut f32, a: MatRef, b: MatRef, accumulate: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(k, b.rows, "matmul: inner dimensions differ");
-    assert!(dst.len() >= m * n, "matmul: destination too short");
     assert!(a.data.len() >= a.extent(), "matmul: lhs view out of bounds");
     assert!(b.data.len() >= b.extent(), "matmul: rhs view out of bounds");
     if m == 0 || n == 0 {
@@ -63,19 +88,20 @@ pub fn matmul(dst: &mut [f32], a: MatRef, b: MatRef, accumulate: bool) {
     }
     if k == 0 {
         if !accumulate {
-            dst[..m * n].fill(0.0);
+            // SAFETY: the caller's promise on `dst`.
+            unsafe { std::ptr::write_bytes(dst, 0, m * n) };
         }
         return;
     }
-    // SAFETY: every index the product reads or writes is inside the slices (checked
-    // above from the shapes and strides), `dst` is borrowed mutably so it aliases
-    // neither input, and strides fit in `isize` because the slices exist.
+    // SAFETY: every index the product reads is inside the input slices (checked above
+    // from the shapes and strides), the caller vouches for `dst`, and strides fit in
+    // `isize` because the slices exist.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
             n as isize,
             accumulate,

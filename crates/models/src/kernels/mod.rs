@@ -14,6 +14,7 @@ mod test_support;
 
 use candle_core::{CpuStorage, Layout, Result};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 /// The compute threads Candle was started with (`RAYON_NUM_THREADS`), which our kernels
@@ -50,11 +51,11 @@ fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Res
 /// Splits a batch of `images` between the compute threads: `f` gets a contiguous range
 /// of image indices and the matching part of `out` (`per_image` values each) and returns
 /// a partial result; one range per thread, so per-thread buffers are allocated once.
-fn for_image_ranges<T: Send>(
+fn for_image_ranges<E: Send, T: Send>(
     images: usize,
-    out: &mut [f32],
+    out: &mut [E],
     per_image: usize,
-    f: impl Fn(Range<usize>, &mut [f32]) -> T + Sync,
+    f: impl Fn(Range<usize>, &mut [E]) -> T + Sync,
 ) -> Vec<T> {
     let threads = threads_for(out.len()).min(images).max(1);
     let per_range = images.div_ceil(threads).max(1);
@@ -111,7 +112,7 @@ fn zeros(len: usize) -> Vec<f32> {
 
 /// `out[i] = f(i)`-style elementwise work: `f(offset, part)` fills `part`, the slice of
 /// `out` starting at `offset`, one contiguous part per compute thread.
-fn for_parts(out: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync) {
+fn for_parts<E: Send>(out: &mut [E], f: impl Fn(usize, &mut [E]) + Sync) {
     let threads = threads_for(out.len());
     let part = out.len().div_ceil(threads).max(1);
     if threads == 1 {
@@ -121,4 +122,23 @@ fn for_parts(out: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync) {
             .enumerate()
             .for_each(|(i, chunk)| f(i * part, chunk));
     }
+}
+
+/// An output buffer whose every element the op writes: allocated without zeroing it
+/// (zeroing every activation-sized output was a tenth of a training step).
+fn uninit(len: usize) -> Vec<MaybeUninit<f32>> {
+    let mut v = Vec::with_capacity(len);
+    v.resize_with(len, MaybeUninit::uninit);
+    v
+}
+
+/// The buffer from `uninit`, once the op has written every element.
+///
+/// # Safety
+/// Every element of `v` must have been written.
+unsafe fn assume_init(v: Vec<MaybeUninit<f32>>) -> Vec<f32> {
+    let mut v = std::mem::ManuallyDrop::new(v);
+    // SAFETY: MaybeUninit<f32> has f32's size and alignment, the elements are
+    // initialised (the caller's promise), and the allocation is handed over whole.
+    unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast::<f32>(), v.len(), v.capacity()) }
 }

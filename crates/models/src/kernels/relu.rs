@@ -6,7 +6,7 @@
 //! exactly 0 passes no gradient (Candle's own `relu` passes it), which matters only for
 //! exact zeros, such as the zero channels an option-A shortcut adds.
 
-use super::{contiguous_f32, for_parts, zeros};
+use super::{assume_init, contiguous_f32, for_parts, uninit};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 
 /// Where the output was positive, the gradient; elsewhere 0.
@@ -23,12 +23,14 @@ impl CustomOp1 for Relu {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = contiguous_f32(storage, layout, "relu")?;
-        let mut y = zeros(x.len());
+        let mut y = uninit(x.len());
         for_parts(&mut y, |at, ys| {
             for (o, &v) in ys.iter_mut().zip(&x[at..]) {
-                *o = v.max(0.0);
+                o.write(v.max(0.0));
             }
         });
+        // SAFETY: the parts cover `y`, each element written once above.
+        let y = unsafe { assume_init(y) };
         Ok((CpuStorage::F32(y), layout.shape().clone()))
     }
 
@@ -60,12 +62,14 @@ impl CustomOp2 for AddRelu {
         }
         let a = contiguous_f32(s1, l1, "add-relu")?;
         let b = contiguous_f32(s2, l2, "add-relu")?;
-        let mut y = zeros(a.len());
+        let mut y = uninit(a.len());
         for_parts(&mut y, |at, ys| {
             for ((o, &u), &v) in ys.iter_mut().zip(&a[at..]).zip(&b[at..]) {
-                *o = (u + v).max(0.0);
+                o.write((u + v).max(0.0));
             }
         });
+        // SAFETY: the parts cover `y` (a and b have its length), each element written.
+        let y = unsafe { assume_init(y) };
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -102,12 +106,14 @@ impl CustomOp2 for MaskBackward {
         if y.len() != g.len() {
             candle_core::bail!("relu backward: {} outputs, {} gradients", y.len(), g.len())
         }
-        let mut dx = zeros(y.len());
+        let mut dx = uninit(y.len());
         for_parts(&mut dx, |at, out| {
             for ((o, &v), &d) in out.iter_mut().zip(&y[at..]).zip(&g[at..]) {
-                *o = if v > 0.0 { d } else { 0.0 };
+                o.write(if v > 0.0 { d } else { 0.0 });
             }
         });
+        // SAFETY: the parts cover `dx` (g has its length, checked), each element written.
+        let dx = unsafe { assume_init(dx) };
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
 }
