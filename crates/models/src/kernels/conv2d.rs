@@ -259,6 +259,27 @@ mod tests {
         }
     }
 
+    /// Batches above the one-thread limit are split between the compute threads (on a
+    /// machine with more than one core): the same numbers as Candle there too.
+    #[test]
+    fn batches_split_between_threads_match_candle() {
+        let dev = Device::Cpu;
+        for (stride, pad, k) in [(1, 1, 3), (2, 1, 3), (2, 0, 1)] {
+            let x = Var::from_tensor(&Tensor::randn(0f32, 1.0, (13, 16, 16, 16), &dev).unwrap())
+                .unwrap();
+            let w =
+                Var::from_tensor(&Tensor::randn(0f32, 1.0, (24, 16, k, k), &dev).unwrap()).unwrap();
+            let case = format!("batch 13, k{k} s{stride} p{pad}");
+            let ours = conv2d(x.as_tensor(), w.as_tensor(), pad, stride).unwrap();
+            let theirs = x
+                .as_tensor()
+                .conv2d(w.as_tensor(), pad, stride, 1, 1)
+                .unwrap();
+            assert!(rel_err(&ours, &theirs) < 1e-4, "{case}: forward");
+            assert_grads_match(&ours, &theirs, &[(&x, "input"), (&w, "kernel")], &case);
+        }
+    }
+
     #[test]
     fn a_kernel_that_does_not_fit_the_input_is_an_error_not_a_panic() {
         let dev = Device::Cpu;
