@@ -1,7 +1,10 @@
 //! One 3x3 convolution at batch 128 on 16x28x28 (stride 1) and 16x28x28 -> 32x14x14
 //! (stride 2): forward + input and weight gradients, Candle's `conv2d` against
 //! our `kernels::conv2d`, side by side in one run, median of repeats. One thread:
-//! `RAYON_NUM_THREADS=1 cargo bench -p models --bench conv`.
+//! `RAYON_NUM_THREADS=1 cargo bench -p models --bench conv`. `degrade` keeps freed memory
+//! mapped (`runner::allocator`); for the same conditions here, set
+//! `MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296` (without them, page
+//! faults on every fresh output take about half of our convolution's time).
 
 use candle_core::{Device, Result, Tensor, Var};
 use models::kernels::conv2d::conv2d;
