@@ -5,6 +5,7 @@
 //! which shares the same variables.
 
 use crate::kernels::batch_norm::batch_norm_train;
+use crate::kernels::runs_here;
 use candle_core::{Result, Tensor, Var};
 use candle_nn::{ModuleT, VarBuilder};
 
@@ -60,8 +61,7 @@ impl BatchNorm {
 
 impl ModuleT for BatchNorm {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        let ours = xs.device().is_cpu() && xs.dtype() == candle_core::DType::F32;
-        if !(train && ours) {
+        if !(train && runs_here(xs)) {
             return self.candle.forward_t(xs, train);
         }
         let (ys, stats) = batch_norm_train(xs, &self.gamma, &self.beta, self.eps)?;

@@ -3,15 +3,16 @@
 //! Candle's CPU convolution takes its input gradient through `conv_transpose2d`, a direct
 //! loop with no matrix product, which was about 80 % of a conv net's training step. Here
 //! all three products are one gemm per image: forward `W x cols`, weight gradient
-//! `dY x cols^T`, input gradient `col2im(W^T x dY)`. The backward pass computes both
+//! `dY x cols^T`, input gradient `col2im(W^T x dY)` (for a stride-1 "same" convolution,
+//! `W' x im2col(dY)` with the flipped kernel W', see `ConvBackward`). The backward pass computes both
 //! gradients in one sweep over the batch (the image's columns are rebuilt once, not
 //! stored from the forward pass: they would be k*k times the activations' memory).
 //! Images are split between the compute threads; each gemm runs on one thread.
 
 use super::gemm::{matmul, matmul_to, MatRef};
 use super::im2col::{col2im_add, im2col, Window};
-use super::{assume_init, contiguous_f32, for_image_ranges, uninit, zeros};
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use super::{assume_init, contiguous_f32, for_image_ranges, runs_here, uninit, zeros};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// Kernel side, stride and zero padding; the image size comes with the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,15 +68,9 @@ impl CustomOp2 for Conv {
         let mut out = uninit(b * o * n);
         let image_len = win.image_len();
         for_image_ranges(b, &mut out, o * n, |images, ys| {
-            let mut cols = vec![0f32; if win.is_identity() { 0 } else { rows * n }];
+            let mut buffer = column_buffer(&win);
             for (i, y) in images.zip(ys.chunks_exact_mut(o * n)) {
-                let image = &x[i * image_len..(i + 1) * image_len];
-                let cols = if win.is_identity() {
-                    image
-                } else {
-                    im2col(&win, image, &mut cols);
-                    &cols
-                };
+                let cols = columns(&win, &x[i * image_len..(i + 1) * image_len], &mut buffer);
                 matmul_to(y, kernel, MatRef::row_major(cols, rows, n));
             }
         });
@@ -152,19 +147,13 @@ impl CustomOp3 for ConvBackward {
         let (dx, dw) = out.split_at_mut(x.len());
         // Each thread sums the kernel gradient of its own images; the parts add up below.
         let parts = for_image_ranges(b, dx, image_len, |images, dxs| {
-            let mut cols = vec![0f32; rows * n];
+            let mut buffer = column_buffer(&win);
             let mut dcols = vec![0f32; rows.max(dy_win.rows()) * n];
             let mut dw_part = vec![0f32; o * rows];
             for (i, dx_img) in images.zip(dxs.chunks_exact_mut(image_len)) {
-                let image = &x[i * image_len..(i + 1) * image_len];
+                let cols = columns(&win, &x[i * image_len..(i + 1) * image_len], &mut buffer);
                 let dy_img = &dy[i * o * n..(i + 1) * o * n];
                 let g = MatRef::row_major(dy_img, o, n);
-                let cols = if win.is_identity() {
-                    image
-                } else {
-                    im2col(&win, image, &mut cols);
-                    &cols
-                };
                 matmul(&mut dw_part, g, MatRef::row_major(cols, rows, n).t(), true);
                 if win.is_identity() {
                     matmul(dx_img, kernel_t, g, false);
@@ -188,6 +177,31 @@ impl CustomOp3 for ConvBackward {
     }
 }
 
+/// A zeroed column-matrix buffer for `win`, reused for every image of a thread's range
+/// (`im2col` relies on its padding zeros staying put); empty where the image is its own
+/// column matrix.
+fn column_buffer(win: &Window) -> Vec<f32> {
+    vec![
+        0f32;
+        if win.is_identity() {
+            0
+        } else {
+            win.rows() * win.cols()
+        }
+    ]
+}
+
+/// One image's column matrix: the image itself for a 1x1, stride-1 window, otherwise
+/// built in `buffer` (from `column_buffer` for the same window).
+fn columns<'a>(win: &Window, image: &'a [f32], buffer: &'a mut [f32]) -> &'a [f32] {
+    if win.is_identity() {
+        image
+    } else {
+        im2col(win, image, buffer);
+        buffer
+    }
+}
+
 /// The kernel (o, c, k, k) as (c, o, k, k) with each k x k tap mirrored: the kernel
 /// whose "same" convolution of dY is the input gradient.
 fn flip_transpose(w: &[f32], o: usize, c: usize, k: usize) -> Vec<f32> {
@@ -206,7 +220,7 @@ fn flip_transpose(w: &[f32], o: usize, c: usize, k: usize) -> Vec<f32> {
 /// each side: the same numbers as `Tensor::conv2d` up to summation order. Our kernels
 /// run on the CPU in f32; anything else (a GPU, f64) goes to Candle's own convolution.
 pub fn conv2d(xs: &Tensor, kernel: &Tensor, padding: usize, stride: usize) -> Result<Tensor> {
-    if !xs.device().is_cpu() || xs.dtype() != DType::F32 || kernel.dtype() != DType::F32 {
+    if !runs_here(xs) || !runs_here(kernel) {
         return xs.conv2d(kernel, padding, stride, 1, 1);
     }
     xs.contiguous()?.apply_op2(
@@ -222,7 +236,7 @@ pub fn conv2d(xs: &Tensor, kernel: &Tensor, padding: usize, stride: usize) -> Re
 mod tests {
     use super::*;
     use crate::kernels::test_support::{assert_grads_match, rel_err};
-    use candle_core::{Device, Var};
+    use candle_core::{DType, Device, Var};
 
     /// Every geometry the issue names: stride 1 and 2, padding 0 and 1, kernels 1x1 and
     /// 3x3, input channels 1, 3, 16 and 64; odd and even sides. Within 1e-4 of Candle's

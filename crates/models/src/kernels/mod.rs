@@ -1,8 +1,9 @@
 //! Our own CPU kernels, as Candle custom ops with backward passes, where the profile of
 //! a training step showed Candle's generic operations spending the time (issue 5,
 //! "Training as fast as PyTorch"): the convolution (`conv2d`), batch normalisation
-//! (`batch_norm`). Each is f32 on the CPU; on any other device or dtype the callers use
-//! Candle's own operations, so a CUDA build computes what it always did.
+//! (`batch_norm`), ReLU (`relu`). Each is f32 on the CPU; on any other device or dtype
+//! (`runs_here` is false) the callers use Candle's own operations, so a CUDA build
+//! computes what it always did.
 
 pub mod batch_norm;
 pub mod conv2d;
@@ -12,10 +13,15 @@ pub mod relu;
 #[cfg(test)]
 mod test_support;
 
-use candle_core::{CpuStorage, Layout, Result};
+use candle_core::{CpuStorage, DType, Layout, Result, Tensor};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 use std::ops::Range;
+
+/// Whether our kernels compute on `t`: f32 on the CPU. Elsewhere Candle's operations do.
+pub fn runs_here(t: &Tensor) -> bool {
+    t.device().is_cpu() && t.dtype() == DType::F32
+}
 
 /// The compute threads Candle was started with (`RAYON_NUM_THREADS`), which our kernels
 /// share.

@@ -6,8 +6,8 @@
 //! exactly 0 passes no gradient (Candle's own `relu` passes it), which matters only for
 //! exact zeros, such as the zero channels an option-A shortcut adds.
 
-use super::{assume_init, contiguous_f32, for_parts, uninit};
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use super::{assume_init, contiguous_f32, for_parts, runs_here, uninit};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
 /// Where the output was positive, the gradient; elsewhere 0.
 fn masked(res: &Tensor, grad: &Tensor) -> Result<Tensor> {
@@ -118,13 +118,9 @@ impl CustomOp2 for MaskBackward {
     }
 }
 
-fn ours(t: &Tensor) -> bool {
-    t.device().is_cpu() && t.dtype() == DType::F32
-}
-
 /// max(x, 0).
 pub fn relu(xs: &Tensor) -> Result<Tensor> {
-    if !ours(xs) {
+    if !runs_here(xs) {
         return xs.relu();
     }
     xs.contiguous()?.apply_op1(Relu)
@@ -132,7 +128,7 @@ pub fn relu(xs: &Tensor) -> Result<Tensor> {
 
 /// max(a + b, 0), the end of a residual block.
 pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    if !ours(a) || !ours(b) {
+    if !runs_here(a) || !runs_here(b) {
         return (a + b)?.relu();
     }
     a.contiguous()?.apply_op2(&b.contiguous()?, AddRelu)
@@ -142,7 +138,7 @@ pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 mod tests {
     use super::*;
     use crate::kernels::test_support::{assert_grads_match, rel_err};
-    use candle_core::{Device, Var};
+    use candle_core::{DType, Device, Var};
 
     #[test]
     fn match_candles_relu_and_addition_with_their_gradients() {
