@@ -9,38 +9,18 @@ pub mod batch_norm;
 pub mod conv2d;
 mod gemm;
 mod im2col;
+mod parallel;
 pub mod relu;
 #[cfg(test)]
 mod test_support;
 
 use candle_core::{CpuStorage, DType, Layout, Result, Tensor};
-use rayon::prelude::*;
+use parallel::{for_image_ranges, for_parts, map_image_ranges, zeros};
 use std::mem::MaybeUninit;
-use std::ops::Range;
 
 /// Whether our kernels compute on `t`: f32 on the CPU. Elsewhere Candle's operations do.
 pub fn runs_here(t: &Tensor) -> bool {
     t.device().is_cpu() && t.dtype() == DType::F32
-}
-
-/// The compute threads Candle was started with (`RAYON_NUM_THREADS`), which our kernels
-/// share.
-fn threads() -> usize {
-    candle_core::utils::get_num_threads().max(1)
-}
-
-/// Below this many values an op runs on one thread: handing a few thousand values to
-/// another thread costs more than it saves (an MLP of width 64 at batch 128 has 8192
-/// per layer; PyTorch's grain size is 32768 for the same reason).
-const PARALLEL_MIN_VALUES: usize = 32 * 1024;
-
-/// Threads to split `values` values over.
-fn threads_for(values: usize) -> usize {
-    if values < PARALLEL_MIN_VALUES {
-        1
-    } else {
-        threads()
-    }
 }
 
 /// The input's values, if it is f32 and laid out contiguously (the callers make it so).
@@ -51,82 +31,6 @@ fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Res
     match layout.contiguous_offsets() {
         Some((start, end)) => Ok(&data[start..end]),
         None => candle_core::bail!("{op}: the input must be contiguous"),
-    }
-}
-
-/// Splits a batch of `images` between the compute threads: `f` gets a contiguous range
-/// of image indices and the matching part of `out` (`per_image` values each) and returns
-/// a partial result; one range per thread, so per-thread buffers are allocated once.
-fn for_image_ranges<E: Send, T: Send>(
-    images: usize,
-    out: &mut [E],
-    per_image: usize,
-    f: impl Fn(Range<usize>, &mut [E]) -> T + Sync,
-) -> Vec<T> {
-    let threads = threads_for(out.len()).min(images).max(1);
-    let per_range = images.div_ceil(threads).max(1);
-    if threads == 1 || per_image == 0 {
-        return vec![f(0..images, out)];
-    }
-    out.par_chunks_mut(per_range * per_image)
-        .enumerate()
-        .map(|(i, part)| {
-            let start = i * per_range;
-            f(start..start + part.len() / per_image, part)
-        })
-        .collect()
-}
-
-/// Splits a batch of `images` (`values` values in all) into one contiguous range per
-/// compute thread and maps each with `f` (per-thread partial sums, to be added up by
-/// the caller).
-fn map_image_ranges<T: Send>(
-    images: usize,
-    values: usize,
-    f: impl Fn(Range<usize>) -> T + Sync,
-) -> Vec<T> {
-    let threads = threads_for(values).min(images).max(1);
-    let per_range = images.div_ceil(threads).max(1);
-    if threads == 1 {
-        return vec![f(0..images)];
-    }
-    (0..threads)
-        .into_par_iter()
-        .map(|i| f(i * per_range..((i + 1) * per_range).min(images)))
-        .collect()
-}
-
-/// `len` zeros, written by the compute threads in parallel (a serial `vec![0.0; len]`
-/// of a conv layer's output was a visible part of the single-threaded remainder of a
-/// two-thread training step).
-fn zeros(len: usize) -> Vec<f32> {
-    let mut v: Vec<f32> = Vec::with_capacity(len);
-    let spare = &mut v.spare_capacity_mut()[..len];
-    let threads = threads_for(len);
-    let part = len.div_ceil(threads).max(1);
-    let zero =
-        |chunk: &mut [std::mem::MaybeUninit<f32>]| chunk.fill(std::mem::MaybeUninit::new(0.0));
-    if threads == 1 {
-        zero(spare);
-    } else {
-        spare.par_chunks_mut(part).for_each(zero);
-    }
-    // SAFETY: all `len` elements were initialised just above.
-    unsafe { v.set_len(len) };
-    v
-}
-
-/// `out[i] = f(i)`-style elementwise work: `f(offset, part)` fills `part`, the slice of
-/// `out` starting at `offset`, one contiguous part per compute thread.
-fn for_parts<E: Send>(out: &mut [E], f: impl Fn(usize, &mut [E]) + Sync) {
-    let threads = threads_for(out.len());
-    let part = out.len().div_ceil(threads).max(1);
-    if threads == 1 {
-        f(0, out);
-    } else {
-        out.par_chunks_mut(part)
-            .enumerate()
-            .for_each(|(i, chunk)| f(i * part, chunk));
     }
 }
 
