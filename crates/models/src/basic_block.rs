@@ -2,7 +2,7 @@
 //! the shortcut added, then ReLU. The plain twin is the same block without the addition.
 
 use crate::conv_layer::{conv_layer, ConvLayer, ConvShape};
-use crate::kernels::relu::{add_relu, relu};
+use crate::kernels::relu::add_relu;
 use crate::probe::{two_layer_branch, Probe};
 use crate::shortcut::{shortcut, Shortcut, ShortcutOption};
 use candle_core::{Result, Tensor};
@@ -85,10 +85,13 @@ impl BasicBlock {
         name: &str,
         probe: &mut Probe,
     ) -> Result<Tensor> {
-        let h = two_layer_branch(&self.first, &self.second, xs, train, name, probe)?;
+        let layers = [&self.first, &self.second];
         match &self.shortcut {
-            Some(shortcut) => add_relu(&h, &shortcut.forward_t(xs, train)?),
-            None => relu(&h),
+            Some(shortcut) => {
+                let h = two_layer_branch(layers, xs, train, false, name, probe)?;
+                add_relu(&h, &shortcut.forward_t(xs, train)?)
+            }
+            None => two_layer_branch(layers, xs, train, true, name, probe),
         }
     }
 

@@ -9,8 +9,7 @@ use crate::classifier::{classifier, classifier_summary, Classifier};
 use crate::conv_layer::{conv_layer, ConvLayer, ConvShape};
 use crate::error::ModelError;
 use crate::family::Family;
-use crate::kernels::relu::relu;
-use crate::probe::Probe;
+use crate::probe::{layer_then_relu, Probe};
 use crate::shortcut::{projection_shape, ShortcutOption};
 use crate::summary::{ArchSummary, LayerSummary};
 use candle_core::Module;
@@ -231,9 +230,7 @@ impl CifarNet {
 
     /// The forward pass, recording responses or deleting a block as `probe` says.
     pub fn forward_probe(&self, xs: &Tensor, train: bool, probe: &mut Probe) -> Result<Tensor> {
-        let h = self.stem.forward_t(xs, train)?;
-        probe.record("stem", &h);
-        let mut h = relu(&h)?;
+        let mut h = layer_then_relu(&self.stem, xs, train, "stem", probe)?;
         for (i, (block, name)) in self.blocks.iter().zip(&self.block_names).enumerate() {
             h = if probe.lesion == Some(i) {
                 match block.deleted(&h, train) {

@@ -1,7 +1,7 @@
 //! Conv -> BatchNorm, the weighted layer of the CIFAR-style family. As with
 //! `DenseLayer`, the ReLU is the caller's: a residual block adds its shortcut first.
 
-use crate::batch_norm::{batch_norm, BatchNorm};
+use crate::batch_norm::{batch_norm, BatchNorm, ThenRelu};
 use crate::kernels::conv2d::conv2d;
 use candle_core::{Result, Tensor};
 use candle_nn::{Init, ModuleT, VarBuilder};
@@ -63,7 +63,18 @@ pub fn conv_layer(shape: ConvShape, bn_gamma: f64, vb: VarBuilder) -> Result<Con
 impl ModuleT for ConvLayer {
     /// Pre-activation output: BN(conv(x)), x of shape (batch, channels, rows, cols).
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        let ys = conv2d(xs, &self.weight, self.shape.padding(), self.shape.stride)?;
-        self.bn.forward_t(&ys, train)
+        self.bn.forward_t(&self.conv(xs)?, train)
+    }
+}
+
+impl ThenRelu for ConvLayer {
+    fn forward_relu_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        self.bn.forward_relu_t(&self.conv(xs)?, train)
+    }
+}
+
+impl ConvLayer {
+    fn conv(&self, xs: &Tensor) -> Result<Tensor> {
+        conv2d(xs, &self.weight, self.shape.padding(), self.shape.stride)
     }
 }

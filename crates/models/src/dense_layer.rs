@@ -1,7 +1,7 @@
 //! Linear -> BatchNorm, the weighted layer of the MLP family. The ReLU is applied by the
 //! caller, because a residual block adds its shortcut between the BN and the ReLU.
 
-use crate::batch_norm::{batch_norm, BatchNorm};
+use crate::batch_norm::{batch_norm, BatchNorm, ThenRelu};
 use candle_core::{Result, Tensor};
 use candle_nn::{Init, ModuleT, VarBuilder};
 
@@ -35,7 +35,13 @@ pub fn dense_layer(
 impl ModuleT for DenseLayer {
     /// Pre-activation output: BN(x W^T).
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        let ys = xs.matmul(&self.weight.t()?)?;
-        self.bn.forward_t(&ys, train)
+        self.bn.forward_t(&xs.matmul(&self.weight.t()?)?, train)
+    }
+}
+
+impl ThenRelu for DenseLayer {
+    fn forward_relu_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        self.bn
+            .forward_relu_t(&xs.matmul(&self.weight.t()?)?, train)
     }
 }

@@ -9,8 +9,8 @@ use crate::classifier::{classifier, classifier_summary, Classifier};
 use crate::dense_layer::{dense_layer, DenseLayer};
 use crate::error::ModelError;
 use crate::family::Family;
-use crate::kernels::relu::{add_relu, relu};
-use crate::probe::{two_layer_branch, Probe};
+use crate::kernels::relu::add_relu;
+use crate::probe::{layer_then_relu, two_layer_branch, Probe};
 use crate::summary::{ArchSummary, LayerSummary};
 use candle_core::Module;
 use candle_core::{Result, Tensor};
@@ -88,11 +88,12 @@ impl Block {
         name: &str,
         probe: &mut Probe,
     ) -> Result<Tensor> {
-        let h = two_layer_branch(&self.first, &self.second, xs, train, name, probe)?;
+        let layers = [&self.first, &self.second];
+        let h = two_layer_branch(layers, xs, train, !self.residual, name, probe)?;
         if self.residual {
             add_relu(&h, xs)
         } else {
-            relu(&h)
+            Ok(h)
         }
     }
 }
@@ -148,9 +149,7 @@ impl Mlp {
     /// The forward pass, recording responses or deleting a block as `probe` says.
     pub fn forward_probe(&self, xs: &Tensor, train: bool, probe: &mut Probe) -> Result<Tensor> {
         let xs = xs.flatten_from(1)?;
-        let h = self.input.forward_t(&xs, train)?;
-        probe.record("input", &h);
-        let mut h = relu(&h)?;
+        let mut h = layer_then_relu(&self.input, &xs, train, "input", probe)?;
         for (i, (block, name)) in self.blocks.iter().zip(&self.block_names).enumerate() {
             if probe.lesion != Some(i) {
                 h = block.forward_probe(&h, train, name, probe)?;

@@ -3,6 +3,7 @@
 //! paper's Figure 7), and the network with one block deleted (the lesion study of Veit,
 //! Wilber and Belongie 2016: y = shortcut(x) instead of y = relu(f(x) + shortcut(x))).
 
+use crate::batch_norm::ThenRelu;
 use crate::kernels::relu::relu;
 use candle_core::{Result, Tensor};
 
@@ -45,24 +46,52 @@ impl Probe {
     }
 }
 
-/// The residual branch of a two-layer block, `second(relu(first(x)))`, recording both
-/// layers' responses as `<name>.first` and `<name>.second`.
-pub(crate) fn two_layer_branch<L: candle_nn::ModuleT>(
-    first: &L,
-    second: &L,
+/// The residual branch of a two-layer block, `second(relu(first(x)))`, and its ReLU if
+/// `relu_after` (a plain block's end), recording both layers' responses as
+/// `<name>.first` and `<name>.second`. Each ReLU is fused into the layer's batch norm
+/// unless the probe records (a recorded response must exist before its ReLU).
+pub(crate) fn two_layer_branch<L: ThenRelu>(
+    [first, second]: [&L; 2],
+    xs: &Tensor,
+    train: bool,
+    relu_after: bool,
+    name: &str,
+    probe: &mut Probe,
+) -> Result<Tensor> {
+    // Names are formatted only when recording: this is every training step's path.
+    if !probe.record {
+        let h1 = first.forward_relu_t(xs, train)?;
+        return if relu_after {
+            second.forward_relu_t(&h1, train)
+        } else {
+            second.forward_t(&h1, train)
+        };
+    }
+    let h1 = layer_then_relu(first, xs, train, &format!("{name}.first"), probe)?;
+    let h2 = second.forward_t(&h1, train)?;
+    probe.record(&format!("{name}.second"), &h2);
+    if relu_after {
+        relu(&h2)
+    } else {
+        Ok(h2)
+    }
+}
+
+/// `relu(layer(xs))`, the layer's response recorded under `name` if the probe records
+/// (the ReLU is then a separate op, so that the response exists as a tensor).
+pub(crate) fn layer_then_relu<L: ThenRelu>(
+    layer: &L,
     xs: &Tensor,
     train: bool,
     name: &str,
     probe: &mut Probe,
 ) -> Result<Tensor> {
-    let h1 = first.forward_t(xs, train)?;
-    let h2 = second.forward_t(&relu(&h1)?, train)?;
-    // Names are formatted only when recording: this is every training step's path.
-    if probe.record {
-        probe.record(&format!("{name}.first"), &h1);
-        probe.record(&format!("{name}.second"), &h2);
+    if !probe.record {
+        return layer.forward_relu_t(xs, train);
     }
-    Ok(h2)
+    let h = layer.forward_t(xs, train)?;
+    probe.record(name, &h);
+    relu(&h)
 }
 
 /// The standard deviation of each recorded response over all its entries (the paper's

@@ -8,8 +8,8 @@
 //! computes: mean, then the biased variance around it; the running statistics are
 //! updated by the layer (`crate::batch_norm`) from what the forward pass measured.
 
-use super::{assume_init, contiguous_f32, for_image_ranges, map_image_ranges, uninit, zeros};
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use super::{assume_init, contiguous_f32, for_image_ranges, for_parts, map_image_ranges, uninit};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use std::sync::{Arc, Mutex};
 
 /// What one training-mode forward pass measured, per channel: kept for its backward pass
@@ -93,9 +93,15 @@ fn total(parts: Vec<Vec<f64>>, c: usize) -> Vec<f64> {
     })
 }
 
-/// Training-mode BN of (x, gamma, beta); `stats` receives what the pass measured.
+/// Training-mode BN of (x, gamma, beta), followed by a ReLU where `relu` is set;
+/// `stats` receives what the pass measured.
+///
+/// The ReLU is part of the op, not an op of its own, because every Candle op's
+/// gradient costs a zeroed buffer and an addition when the backward pass collects it,
+/// besides the ReLU's own pass each way (5 % of a conv net's training step in all).
 struct BatchNormTrain {
     eps: f64,
+    relu: bool,
     stats: Arc<Mutex<BatchStats>>,
 }
 
@@ -145,11 +151,12 @@ impl CustomOp3 for BatchNormTrain {
             .iter()
             .map(|v| (1.0 / (v + self.eps).sqrt()) as f32)
             .collect();
-        // Pass 2: y = x * scale + shift per channel.
+        // Pass 2: y = x * scale + shift per channel (then max(y, 0)).
         let scale: Vec<f32> = (0..c).map(|ch| gamma[ch] * inv_std[ch]).collect();
         let shift: Vec<f32> = (0..c)
             .map(|ch| beta[ch] - mean[ch] as f32 * scale[ch])
             .collect();
+        let floor = if self.relu { 0.0 } else { f32::NEG_INFINITY };
         for_image_ranges(b, &mut y, per_image, |images, ys| {
             let first = images.start;
             for bi in images {
@@ -157,7 +164,7 @@ impl CustomOp3 for BatchNormTrain {
                     let start = (bi * c + ch) * s;
                     let out = &mut ys[start - first * per_image..][..s];
                     for (o, &v) in out.iter_mut().zip(&x[start..start + s]) {
-                        o.write(v * scale[ch] + shift[ch]);
+                        o.write((v * scale[ch] + shift[ch]).max(floor));
                     }
                 }
             }
@@ -183,7 +190,7 @@ impl CustomOp3 for BatchNormTrain {
         x: &Tensor,
         gamma: &Tensor,
         _beta: &Tensor,
-        _res: &Tensor,
+        res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let stats = self
@@ -191,7 +198,11 @@ impl CustomOp3 for BatchNormTrain {
             .lock()
             .map_err(|_| candle_core::Error::Msg("batch norm: statistics lock poisoned".into()))?
             .clone();
-        let all = x.apply_op2_no_bwd(&grad.contiguous()?, &BatchNormBackward(stats))?;
+        let backward = BatchNormBackward {
+            stats,
+            relu: self.relu,
+        };
+        let all = x.apply_op3_no_bwd(res, &grad.contiguous()?, &backward)?;
         let (n, c) = (x.elem_count(), gamma.elem_count());
         let dx = all.narrow(0, 0, n)?.reshape(x.shape())?;
         let dgamma = all.narrow(0, n, c)?;
@@ -200,10 +211,14 @@ impl CustomOp3 for BatchNormTrain {
     }
 }
 
-/// (x, dY) -> [dx, dgamma, dbeta] flattened into one tensor.
-struct BatchNormBackward(BatchStats);
+/// (x, y, dY) -> [dx, dgamma, dbeta] flattened into one tensor; y, the forward pass's
+/// output, gives the ReLU's mask (where `relu` is set; otherwise it is not read).
+struct BatchNormBackward {
+    stats: BatchStats,
+    relu: bool,
+}
 
-impl CustomOp2 for BatchNormBackward {
+impl CustomOp3 for BatchNormBackward {
     fn name(&self) -> &'static str {
         "batch-norm-train-backward"
     }
@@ -212,18 +227,37 @@ impl CustomOp2 for BatchNormBackward {
         &self,
         xs: &CpuStorage,
         xl: &Layout,
+        ys: &CpuStorage,
+        yl: &Layout,
         gs: &CpuStorage,
         gl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (b, c, s) = dims(xl)?;
         let x = contiguous_f32(xs, xl, "batch norm backward")?;
+        let y = contiguous_f32(ys, yl, "batch norm backward")?;
         let dy = contiguous_f32(gs, gl, "batch norm backward")?;
-        let st = &self.0;
-        if dy.len() != x.len() || st.mean.len() != c {
+        let st = &self.stats;
+        if dy.len() != x.len() || y.len() != x.len() || st.mean.len() != c {
             candle_core::bail!("batch norm backward: shapes differ from the forward pass")
         }
+        // Through the ReLU first: its gradient is dY where the output was positive, as
+        // in `super::relu`.
+        let masked: Vec<f32>;
+        let dy = if self.relu {
+            let mut m = uninit(x.len());
+            for_parts(&mut m, |at, part| {
+                for ((o, &v), &g) in part.iter_mut().zip(&y[at..]).zip(&dy[at..]) {
+                    o.write(if v > 0.0 { g } else { 0.0 });
+                }
+            });
+            // SAFETY: the parts cover `m`, each element written once above.
+            masked = unsafe { assume_init(m) };
+            &masked[..]
+        } else {
+            dy
+        };
         let per_image = c * s;
-        let mut out = zeros(x.len() + 2 * c);
+        let mut out = uninit(x.len() + 2 * c);
         let (dx, params) = out.split_at_mut(x.len());
         // Pass 1: sum(dy) and sum(dy * xhat) per channel.
         let parts = map_image_ranges(b, x.len(), |images| {
@@ -257,31 +291,36 @@ impl CustomOp2 for BatchNormBackward {
                         .zip(&x[start..start + s])
                         .zip(&dy[start..start + s])
                     {
-                        *o = a * g + k * v + off;
+                        o.write(a * g + k * v + off);
                     }
                 }
             }
         });
         for ch in 0..c {
-            params[ch] = sum_dy_xhat[ch] as f32;
-            params[c + ch] = sum_dy[ch] as f32;
+            params[ch].write(sum_dy_xhat[ch] as f32);
+            params[c + ch].write(sum_dy[ch] as f32);
         }
+        // SAFETY: the image ranges cover dx, every value written; both parameter
+        // gradients are written for every channel just above.
+        let out = unsafe { assume_init(out) };
         Ok((CpuStorage::F32(out), Shape::from(x.len() + 2 * c)))
     }
 }
 
 /// Training-mode batch normalisation of `xs` (batch, channels, ...) with scale `gamma`
-/// and shift `beta` (channels,): the output, and what the pass measured (for the
-/// running statistics). CPU and f32 only: the caller falls back to Candle elsewhere.
+/// and shift `beta` (channels,), then max(., 0) if `relu`: the output, and what the pass
+/// measured (for the running statistics). CPU and f32 only: the caller falls back to Candle elsewhere.
 pub fn batch_norm_train(
     xs: &Tensor,
     gamma: &Tensor,
     beta: &Tensor,
     eps: f64,
+    relu: bool,
 ) -> Result<(Tensor, BatchStats)> {
     let stats = Arc::new(Mutex::new(BatchStats::default()));
     let op = BatchNormTrain {
         eps,
+        relu,
         stats: stats.clone(),
     };
     let ys = xs.contiguous()?.apply_op3_arc(
@@ -303,17 +342,19 @@ mod tests {
     use candle_core::{DType, Device, Var};
     use candle_nn::ModuleT;
 
-    /// Against Candle's own BatchNorm in training mode: outputs, the gradients of the
-    /// input, gamma and beta, and the batch statistics it folds into its running ones.
+    /// Against Candle's own BatchNorm in training mode, alone and followed by Candle's
+    /// ReLU: outputs, the gradients of the input, gamma and beta, and the batch
+    /// statistics it folds into its running ones.
     #[test]
     fn matches_candles_batch_norm_and_its_gradients() {
         let dev = Device::Cpu;
-        for dims in [
+        let shapes = [
             vec![8, 5],
             vec![4, 3, 6, 6],
             vec![3, 16, 5, 5],
             vec![2, 64, 3, 3],
-        ] {
+        ];
+        for (dims, relu) in shapes.iter().flat_map(|d| [(d, false), (d, true)]) {
             let c = dims[1];
             // An offset mean checks that the variance is taken around it.
             let x = Var::from_tensor(
@@ -322,8 +363,14 @@ mod tests {
             .unwrap();
             let gamma = Var::from_tensor(&Tensor::randn(1f32, 0.5, c, &dev).unwrap()).unwrap();
             let beta = Var::from_tensor(&Tensor::randn(0f32, 0.5, c, &dev).unwrap()).unwrap();
-            let (ours, stats) =
-                batch_norm_train(x.as_tensor(), gamma.as_tensor(), beta.as_tensor(), 1e-5).unwrap();
+            let (ours, stats) = batch_norm_train(
+                x.as_tensor(),
+                gamma.as_tensor(),
+                beta.as_tensor(),
+                1e-5,
+                relu,
+            )
+            .unwrap();
             let rm = Var::zeros(c, DType::F32, &dev).unwrap();
             let rv = Var::ones(c, DType::F32, &dev).unwrap();
             let bn = candle_nn::BatchNorm::new(
@@ -335,8 +382,11 @@ mod tests {
                 1e-5,
             )
             .unwrap();
-            let theirs = bn.forward_t(x.as_tensor(), true).unwrap();
-            let case = format!("{dims:?}");
+            let mut theirs = bn.forward_t(x.as_tensor(), true).unwrap();
+            if relu {
+                theirs = theirs.relu().unwrap();
+            }
+            let case = format!("{dims:?}, relu {relu}");
             assert!(rel_err(&ours, &theirs) < 1e-4, "{case}: forward");
             assert_grads_match(
                 &ours,
@@ -358,6 +408,6 @@ mod tests {
         let dev = Device::Cpu;
         let x = Tensor::zeros(4, DType::F32, &dev).unwrap();
         let g = Tensor::ones(4, DType::F32, &dev).unwrap();
-        assert!(batch_norm_train(&x, &g, &g, 1e-5).is_err());
+        assert!(batch_norm_train(&x, &g, &g, 1e-5, false).is_err());
     }
 }
