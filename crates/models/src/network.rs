@@ -158,6 +158,42 @@ mod tests {
         assert!(net.forward_probe(&xs, false, &mut Probe::lesion(3)).is_ok());
     }
 
+    /// Training without a probe fuses each ReLU into its batch norm; recording keeps
+    /// them apart. Both must give the same logits and the same gradients, for every
+    /// kind of block.
+    #[test]
+    fn the_fused_training_pass_matches_the_recording_one() {
+        for (arch, dims) in [
+            (mlp(Family::Plain, false), vec![7, 36]),
+            (mlp(Family::Residual, false), vec![7, 36]),
+            (cifar(Family::Plain, false), vec![3, 1, 8, 8]),
+            (cifar(Family::Residual, false), vec![3, 1, 8, 8]),
+        ] {
+            let varmap = VarMap::new();
+            let net = arch
+                .build(seeded_var_builder(&varmap, 4, &Device::Cpu))
+                .unwrap();
+            let xs = Tensor::randn(0f32, 1.0, dims.as_slice(), &Device::Cpu).unwrap();
+            let fused = net.forward_t(&xs, true).unwrap();
+            let recorded = net
+                .forward_probe(&xs, true, &mut Probe::responses())
+                .unwrap();
+            let case = format!("{arch:?}");
+            assert!(max_abs_diff(&fused, &recorded) == 0.0, "{case}: logits");
+            let (gf, gr) = (
+                fused.sum_all().unwrap().backward().unwrap(),
+                recorded.sum_all().unwrap().backward().unwrap(),
+            );
+            for (name, var) in varmap.data().lock().unwrap().iter() {
+                if let (Some(a), Some(b)) = (gf.get(var), gr.get(var)) {
+                    assert!(max_abs_diff(a, b) == 0.0, "{case}: gradient of {name}");
+                } else {
+                    assert!(name.contains("running"), "{case}: no gradient of {name}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn responses_are_every_weighted_layer_before_its_relu_and_match_a_direct_computation() {
         let xs = Tensor::randn(0f32, 1.0, (7, 36), &Device::Cpu).unwrap();
