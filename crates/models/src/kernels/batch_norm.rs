@@ -8,7 +8,7 @@
 //! computes: mean, then the biased variance around it; the running statistics are
 //! updated by the layer (`crate::batch_norm`) from what the forward pass measured.
 
-use super::{assume_init, contiguous_f32, for_image_ranges, for_parts, map_image_ranges, uninit};
+use super::{assume_init, contiguous_f32, for_image_chunks, for_parts, map_image_chunks, uninit};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use std::sync::{Arc, Mutex};
 
@@ -135,12 +135,12 @@ impl CustomOp3 for BatchNormTrain {
         let per_image = c * s;
         // Pass 1: the mean; then the variance around it (two passes, as Candle does:
         // the one-pass formula loses digits when the mean is large).
-        let sums = map_image_ranges(b, x.len(), |images| {
+        let sums = map_image_chunks(b, x.len(), |images| {
             channel_sums(c, s, images, x, x, |_, v, _| v)
         });
         let mean: Vec<f64> = total(sums, c).iter().map(|v| v / n).collect();
         let mean32: Vec<f32> = mean.iter().map(|&v| v as f32).collect();
-        let sq = map_image_ranges(b, x.len(), |images| {
+        let sq = map_image_chunks(b, x.len(), |images| {
             channel_sums(c, s, images, x, x, |ch, v, _| {
                 let m = mean32[ch];
                 (v - m) * (v - m)
@@ -157,18 +157,24 @@ impl CustomOp3 for BatchNormTrain {
             .map(|ch| beta[ch] - mean[ch] as f32 * scale[ch])
             .collect();
         let floor = if self.relu { 0.0 } else { f32::NEG_INFINITY };
-        for_image_ranges(b, &mut y, per_image, |images, ys| {
-            let first = images.start;
-            for bi in images {
-                for ch in 0..c {
-                    let start = (bi * c + ch) * s;
-                    let out = &mut ys[start - first * per_image..][..s];
-                    for (o, &v) in out.iter_mut().zip(&x[start..start + s]) {
-                        o.write((v * scale[ch] + shift[ch]).max(floor));
+        for_image_chunks(
+            b,
+            &mut y,
+            per_image,
+            || (),
+            |_, images, ys| {
+                let first = images.start;
+                for bi in images {
+                    for ch in 0..c {
+                        let start = (bi * c + ch) * s;
+                        let out = &mut ys[start - first * per_image..][..s];
+                        for (o, &v) in out.iter_mut().zip(&x[start..start + s]) {
+                            o.write((v * scale[ch] + shift[ch]).max(floor));
+                        }
                     }
                 }
-            }
-        });
+            },
+        );
         // SAFETY: the ranges cover every image, and every value of an image is written.
         let y = unsafe { assume_init(y) };
         let mut stats = self
@@ -260,7 +266,7 @@ impl CustomOp3 for BatchNormBackward {
         let mut out = uninit(x.len() + 2 * c);
         let (dx, params) = out.split_at_mut(x.len());
         // Pass 1: sum(dy) and sum(dy * xhat) per channel.
-        let parts = map_image_ranges(b, x.len(), |images| {
+        let parts = map_image_chunks(b, x.len(), |images| {
             let sum_dy = channel_sums(c, s, images.clone(), dy, dy, |_, g, _| g);
             let sum_dy_xhat = channel_sums(c, s, images, x, dy, |ch, v, g| {
                 g * (v - st.mean[ch]) * st.inv_std[ch]
@@ -280,22 +286,28 @@ impl CustomOp3 for BatchNormBackward {
                 (a as f32, k as f32, off as f32)
             })
             .collect();
-        for_image_ranges(b, dx, per_image, |images, dxs| {
-            let first = images.start;
-            for bi in images {
-                for (ch, &(a, k, off)) in coef.iter().enumerate() {
-                    let start = (bi * c + ch) * s;
-                    let out = &mut dxs[start - first * per_image..][..s];
-                    for ((o, &v), &g) in out
-                        .iter_mut()
-                        .zip(&x[start..start + s])
-                        .zip(&dy[start..start + s])
-                    {
-                        o.write(a * g + k * v + off);
+        for_image_chunks(
+            b,
+            dx,
+            per_image,
+            || (),
+            |_, images, dxs| {
+                let first = images.start;
+                for bi in images {
+                    for (ch, &(a, k, off)) in coef.iter().enumerate() {
+                        let start = (bi * c + ch) * s;
+                        let out = &mut dxs[start - first * per_image..][..s];
+                        for ((o, &v), &g) in out
+                            .iter_mut()
+                            .zip(&x[start..start + s])
+                            .zip(&dy[start..start + s])
+                        {
+                            o.write(a * g + k * v + off);
+                        }
                     }
                 }
-            }
-        });
+            },
+        );
         for ch in 0..c {
             params[ch].write(sum_dy_xhat[ch] as f32);
             params[c + ch].write(sum_dy[ch] as f32);

@@ -11,7 +11,7 @@
 
 use super::gemm::{matmul, matmul_to, MatRef};
 use super::im2col::{col2im_add, im2col, Window};
-use super::{assume_init, contiguous_f32, for_image_ranges, runs_here, uninit, zeros};
+use super::{assume_init, contiguous_f32, for_image_chunks, runs_here, uninit, zeros};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// Kernel side, stride and zero padding; the image size comes with the input.
@@ -67,10 +67,10 @@ impl CustomOp2 for Conv {
         let kernel = MatRef::row_major(w, o, rows);
         let mut out = uninit(b * o * n);
         let image_len = win.image_len();
-        for_image_ranges(b, &mut out, o * n, |images, ys| {
-            let mut buffer = column_buffer(&win);
+        let scratch = || column_buffer(&win);
+        for_image_chunks(b, &mut out, o * n, scratch, |buffer, images, ys| {
             for (i, y) in images.zip(ys.chunks_exact_mut(o * n)) {
-                let cols = columns(&win, &x[i * image_len..(i + 1) * image_len], &mut buffer);
+                let cols = columns(&win, &x[i * image_len..(i + 1) * image_len], buffer);
                 matmul_to(y, kernel, MatRef::row_major(cols, rows, n));
             }
         });
@@ -150,12 +150,11 @@ impl CustomOp3 for ConvBackward {
         // column matrix as it lies (pixels contiguous) and packs only dY, which is rows/o
         // times smaller; in (o, rows) order it repacked the whole column matrix of every
         // image (8 % of a training step).
-        let parts = for_image_ranges(b, dx, image_len, |images, dxs| {
-            let mut buffer = column_buffer(&win);
-            let mut dcols = vec![0f32; rows.max(dy_win.rows()) * n];
+        let scratch = || (column_buffer(&win), vec![0f32; rows.max(dy_win.rows()) * n]);
+        let parts = for_image_chunks(b, dx, image_len, scratch, |(buffer, dcols), images, dxs| {
             let mut dw_t_part = vec![0f32; rows * o];
             for (i, dx_img) in images.zip(dxs.chunks_exact_mut(image_len)) {
-                let cols = columns(&win, &x[i * image_len..(i + 1) * image_len], &mut buffer);
+                let cols = columns(&win, &x[i * image_len..(i + 1) * image_len], buffer);
                 let dy_img = &dy[i * o * n..(i + 1) * o * n];
                 let g = MatRef::row_major(dy_img, o, n);
                 matmul(
@@ -167,12 +166,12 @@ impl CustomOp3 for ConvBackward {
                 if win.is_identity() {
                     matmul(dx_img, kernel_t, g, false);
                 } else if same {
-                    im2col(&dy_win, dy_img, &mut dcols);
-                    let dcols = MatRef::row_major(&dcols, dy_win.rows(), n);
+                    im2col(&dy_win, dy_img, dcols);
+                    let dcols = MatRef::row_major(dcols, dy_win.rows(), n);
                     matmul(dx_img, flipped, dcols, false);
                 } else {
-                    matmul(&mut dcols, kernel_t, g, false);
-                    col2im_add(&win, &dcols, dx_img);
+                    matmul(dcols, kernel_t, g, false);
+                    col2im_add(&win, dcols, dx_img);
                 }
             }
             dw_t_part

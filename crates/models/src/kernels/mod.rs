@@ -15,7 +15,7 @@ pub mod relu;
 mod test_support;
 
 use candle_core::{CpuStorage, DType, Layout, Result, Tensor};
-use parallel::{for_image_ranges, for_parts, map_image_ranges, zeros};
+use parallel::{for_image_chunks, for_parts, map_image_chunks, zeros};
 use std::mem::MaybeUninit;
 
 /// Whether our kernels compute on `t`: f32 on the CPU. Elsewhere Candle's operations do.

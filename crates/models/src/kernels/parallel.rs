@@ -8,46 +8,60 @@
 //! two-thread step was Candle's worker spinning). With one pool the threads that compute
 //! are the threads that wait.
 //!
-//! The split is static, one contiguous part per thread, in a fixed order, so that
-//! per-thread partial sums are added up in the same order every time: a training run
-//! gives the same numbers on every rerun with the same thread count.
+//! A batch is cut into tasks of a fixed number of images, and each thread takes the
+//! next task when it is free: on a shared machine one thread is often slower, and with
+//! one fixed half of the batch per thread the other waited for it (4 % of a two-thread
+//! step). Partial sums are kept per task and added up in task order, so the numbers do
+//! not depend on which thread did what, nor on the thread count: a training run gives
+//! the same numbers on every rerun, with one thread or two.
 
 use candle_core::utils::barrier_pool;
 use std::mem::MaybeUninit;
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+
+/// Images per task: a batch of 128 makes 16 tasks, enough for two threads to even out.
+const IMAGES_PER_TASK: usize = 8;
+
+/// Below this many values an op runs on the calling thread alone: handing a few
+/// thousand values to another thread costs more than it saves (an MLP of width 64 at
+/// batch 128 has 8192 per layer; PyTorch's grain size is 32768 for the same reason).
+const PARALLEL_MIN_VALUES: usize = 32 * 1024;
+
+/// Elementwise work is cut into this many tasks per thread.
+const TASKS_PER_THREAD: usize = 4;
 
 /// The compute threads: the calling thread and the pool's workers.
 fn threads() -> usize {
     barrier_pool().n_workers() + 1
 }
 
-/// Below this many values an op runs on one thread: handing a few thousand values to
-/// another thread costs more than it saves (an MLP of width 64 at batch 128 has 8192
-/// per layer; PyTorch's grain size is 32768 for the same reason).
-const PARALLEL_MIN_VALUES: usize = 32 * 1024;
-
-/// Threads to split `values` values over.
-fn threads_for(values: usize) -> usize {
-    if values < PARALLEL_MIN_VALUES {
-        1
-    } else {
-        threads()
+/// Runs `task(scratch, 0)`, ..., `task(scratch, tasks - 1)` and returns their results in
+/// that order. With `parallel`, on every compute thread, each taking the next task when
+/// it is free; `scratch()` makes a thread's working memory, once per thread that gets a
+/// task.
+fn run_tasks<S, T: Send>(
+    tasks: usize,
+    parallel: bool,
+    scratch: impl Fn() -> S + Sync,
+    task: impl Fn(&mut S, usize) -> T + Sync,
+) -> Vec<T> {
+    if !parallel || tasks <= 1 || threads() == 1 {
+        let mut s = scratch();
+        return (0..tasks).map(|i| task(&mut s, i)).collect();
     }
-}
-
-/// Runs `f(0)`, ..., `f(parts - 1)`, each on its own compute thread (`parts` is at most
-/// `threads()`), and returns their results in that order.
-fn run_parts<T: Send>(parts: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    if parts <= 1 {
-        return (0..parts).map(f).collect();
-    }
-    let results: Vec<Mutex<Option<T>>> = (0..parts).map(|_| Mutex::new(None)).collect();
-    // `f` must not panic: the pool would re-raise it here, but Candle's pool lock would
-    // stay poisoned for every later op (the kernels' closures only index within bounds).
-    barrier_pool().execute(|thread| {
-        if let Some(slot) = results.get(thread) {
-            let result = f(thread);
+    let results: Vec<Mutex<Option<T>>> = (0..tasks).map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    // `task` must not panic: the pool would re-raise it here, but Candle's pool lock
+    // would stay poisoned for every later op (the kernels' tasks only index within
+    // bounds).
+    barrier_pool().execute(|_| {
+        let mut s = None;
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(slot) = results.get(i) else { break };
+            let result = task(s.get_or_insert_with(&scratch), i);
             *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
         }
     });
@@ -56,65 +70,76 @@ fn run_parts<T: Send>(parts: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
         .map(|slot| {
             slot.into_inner()
                 .unwrap_or_else(|e| e.into_inner())
-                .expect("the pool runs every thread index up to its size, and parts <= threads()")
+                .expect("the threads take every task before the pool returns")
         })
         .collect()
 }
 
-/// Splits `out` into consecutive parts of `len` values (the last may be shorter) and
-/// runs `f(offset, part)` on each, one part per thread; `offset` is where the part
-/// starts in `out`.
-fn map_parts<E: Send, T: Send>(
+/// Cuts `out` into consecutive parts of `len` values (the last may be shorter) and runs
+/// `f(scratch, offset, part)` on each, as tasks; `offset` is where the part starts.
+fn map_parts<E: Send, S, T: Send>(
     out: &mut [E],
     len: usize,
-    f: impl Fn(usize, &mut [E]) -> T + Sync,
+    parallel: bool,
+    scratch: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, usize, &mut [E]) -> T + Sync,
 ) -> Vec<T> {
-    let parts: Vec<Mutex<Option<&mut [E]>>> =
-        out.chunks_mut(len).map(|c| Mutex::new(Some(c))).collect();
-    run_parts(parts.len(), |i| {
+    let parts: Vec<Mutex<Option<&mut [E]>>> = out
+        .chunks_mut(len.max(1))
+        .map(|c| Mutex::new(Some(c)))
+        .collect();
+    run_tasks(parts.len(), parallel, scratch, |s, i| {
         let part = parts[i]
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
-            .expect("each part is taken by one thread");
-        f(i * len, part)
+            .expect("each part is one task");
+        f(s, i * len, part)
     })
 }
 
-/// Splits a batch of `images` between the compute threads: `f` gets a contiguous range
-/// of image indices and the matching part of `out` (`per_image` values each) and returns
-/// a partial result; one range per thread, so per-thread buffers are allocated once.
-pub(super) fn for_image_ranges<E: Send, T: Send>(
+/// Cuts a batch of `images` into tasks of a few images each: `f` gets the thread's
+/// scratch (from `scratch()`), a range of image indices and the matching part of `out`
+/// (`per_image` values each), and returns a partial result; the results come back in
+/// the images' order.
+pub(super) fn for_image_chunks<E: Send, S, T: Send>(
     images: usize,
     out: &mut [E],
     per_image: usize,
-    f: impl Fn(Range<usize>, &mut [E]) -> T + Sync,
+    scratch: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, Range<usize>, &mut [E]) -> T + Sync,
 ) -> Vec<T> {
-    let threads = threads_for(out.len()).min(images).max(1);
-    let per_range = images.div_ceil(threads).max(1);
-    if threads == 1 || per_image == 0 {
-        return vec![f(0..images, out)];
+    if per_image == 0 {
+        return vec![f(&mut scratch(), 0..images, out)];
     }
-    map_parts(out, per_range * per_image, |offset, part| {
-        let start = offset / per_image;
-        f(start..start + part.len() / per_image, part)
-    })
+    let parallel = out.len() >= PARALLEL_MIN_VALUES;
+    map_parts(
+        out,
+        IMAGES_PER_TASK * per_image,
+        parallel,
+        scratch,
+        |s, offset, part| {
+            let start = offset / per_image;
+            f(s, start..start + part.len() / per_image, part)
+        },
+    )
 }
 
-/// Splits a batch of `images` (`values` values in all) into one contiguous range per
-/// compute thread and maps each with `f` (per-thread partial sums, to be added up by
-/// the caller).
-pub(super) fn map_image_ranges<T: Send>(
+/// Cuts a batch of `images` (`values` values in all) into tasks of a few images each
+/// and maps each range of image indices with `f` (partial sums, to be added up by the
+/// caller in the order they come back).
+pub(super) fn map_image_chunks<T: Send>(
     images: usize,
     values: usize,
     f: impl Fn(Range<usize>) -> T + Sync,
 ) -> Vec<T> {
-    let threads = threads_for(values).min(images).max(1);
-    let per_range = images.div_ceil(threads).max(1);
-    let ranges = images.div_ceil(per_range);
-    run_parts(ranges.max(1), |i| {
-        f(i * per_range..((i + 1) * per_range).min(images))
-    })
+    let tasks = images.div_ceil(IMAGES_PER_TASK).max(1);
+    run_tasks(
+        tasks,
+        values >= PARALLEL_MIN_VALUES,
+        || (),
+        |_, i| f(i * IMAGES_PER_TASK..((i + 1) * IMAGES_PER_TASK).min(images)),
+    )
 }
 
 /// `len` zeros, written by the compute threads in parallel (a serial `vec![0.0; len]`
@@ -131,13 +156,13 @@ pub(super) fn zeros(len: usize) -> Vec<f32> {
 }
 
 /// `out[i] = f(i)`-style elementwise work: `f(offset, part)` fills `part`, the slice of
-/// `out` starting at `offset`, one contiguous part per compute thread.
+/// `out` starting at `offset`.
 pub(super) fn for_parts<E: Send>(out: &mut [E], f: impl Fn(usize, &mut [E]) + Sync) {
-    let threads = threads_for(out.len());
-    if threads == 1 {
+    if out.len() < PARALLEL_MIN_VALUES {
         return f(0, out);
     }
-    map_parts(out, out.len().div_ceil(threads).max(1), f);
+    let len = out.len().div_ceil(threads() * TASKS_PER_THREAD);
+    map_parts(out, len, true, || (), |_, offset, part| f(offset, part));
 }
 
 #[cfg(test)]
@@ -146,23 +171,30 @@ mod tests {
 
     #[test]
     fn image_ranges_cover_the_batch_once_in_order() {
-        // Large enough to be split whatever the thread count.
-        let (images, per_image) = (7, PARALLEL_MIN_VALUES);
+        // Large enough to be split whatever the thread count, and a last task that is
+        // not full.
+        let (images, per_image) = (3 * IMAGES_PER_TASK + 5, PARALLEL_MIN_VALUES / 4);
         let mut out = vec![0usize; images * per_image];
-        let ranges = for_image_ranges(images, &mut out, per_image, |range, part| {
-            assert_eq!(part.len(), range.len() * per_image);
-            for (i, image) in range.clone().zip(part.chunks_mut(per_image)) {
-                image.fill(i + 1);
-            }
-            range
-        });
+        let ranges = for_image_chunks(
+            images,
+            &mut out,
+            per_image,
+            || (),
+            |_, range, part| {
+                assert_eq!(part.len(), range.len() * per_image);
+                for (i, image) in range.clone().zip(part.chunks_mut(per_image)) {
+                    image.fill(i + 1);
+                }
+                range
+            },
+        );
         assert_eq!(ranges.first().map(|r| r.start), Some(0));
         assert_eq!(ranges.last().map(|r| r.end), Some(images));
         assert!(ranges.windows(2).all(|w| w[0].end == w[1].start));
         for (i, image) in out.chunks(per_image).enumerate() {
             assert!(image.iter().all(|&v| v == i + 1), "image {i}");
         }
-        let mapped = map_image_ranges(images, images * per_image, |range| range);
+        let mapped = map_image_chunks(images, images * per_image, |range| range);
         assert_eq!(mapped, ranges);
     }
 
@@ -176,5 +208,16 @@ mod tests {
         });
         assert!(out.iter().enumerate().all(|(i, &v)| v == i));
         assert!(zeros(PARALLEL_MIN_VALUES * 2 + 1).iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn scratch_is_made_once_per_thread_that_works() {
+        let made = AtomicUsize::new(0);
+        let mut out = vec![0u8; 64 * PARALLEL_MIN_VALUES];
+        let scratch = || made.fetch_add(1, Ordering::Relaxed);
+        let tasks = for_image_chunks(64, &mut out, PARALLEL_MIN_VALUES, scratch, |_, r, _| r);
+        assert_eq!(tasks.len(), 64 / IMAGES_PER_TASK);
+        let made = made.into_inner();
+        assert!((1..=threads()).contains(&made), "{made} scratches");
     }
 }
