@@ -8,7 +8,9 @@
 //! computes: mean, then the biased variance around it; the running statistics are
 //! updated by the layer (`crate::batch_norm`) from what the forward pass measured.
 
-use super::{assume_init, contiguous_f32, for_image_chunks, for_parts, map_image_chunks, uninit};
+use super::{
+    assume_init, at_least, contiguous_f32, for_image_chunks, for_parts, map_image_chunks, uninit,
+};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use std::sync::{Arc, Mutex};
 
@@ -34,25 +36,30 @@ fn dims(layout: &Layout) -> Result<(usize, usize, usize)> {
     Ok((d[0], d[1], d[2..].iter().product()))
 }
 
-/// Per-channel sums of `f(channel, x, y)` over the images `images` of (images, c, s)
-/// tensors `x` and `y` (pass `x` twice when one is enough). Each channel of one image
+/// Per-channel sums of `f(channel)(x, y)` over the images `images` of (images, c, s)
+/// tensors `x` and `y` (pass `x` twice when one is enough). `f(channel)` is made once
+/// per channel slice, so that what it captures per channel (a mean, a scale) is read
+/// once, not per value: indexing a per-channel table inside the loop kept it scalar. Each channel of one image
 /// is summed in eight f32 lanes (a loop that vectorises), those sums in f64 so that
 /// large batches lose nothing. With one value per channel (an MLP's (batch, features)),
 /// the loop runs along the rows instead, vectorising across channels.
-fn channel_sums(
+fn channel_sums<G>(
     c: usize,
     s: usize,
     images: std::ops::Range<usize>,
     x: &[f32],
     y: &[f32],
-    f: impl Fn(usize, f32, f32) -> f32,
-) -> Vec<f64> {
+    f: impl Fn(usize) -> G,
+) -> Vec<f64>
+where
+    G: Fn(f32, f32) -> f32,
+{
     if s == 1 {
         let mut acc = vec![0f32; c];
         for b in images {
             let (xr, yr) = (&x[b * c..(b + 1) * c], &y[b * c..(b + 1) * c]);
             for (ch, ((a, &u), &v)) in acc.iter_mut().zip(xr).zip(yr).enumerate() {
-                *a += f(ch, u, v);
+                *a += f(ch)(u, v);
             }
         }
         return acc.into_iter().map(f64::from).collect();
@@ -61,7 +68,7 @@ fn channel_sums(
     for b in images {
         for (ch, sum) in sums.iter_mut().enumerate() {
             let r = (b * c + ch) * s..(b * c + ch + 1) * s;
-            *sum += lane_sum(&x[r.clone()], &y[r], |u, v| f(ch, u, v));
+            *sum += lane_sum(&x[r.clone()], &y[r], f(ch));
         }
     }
     sums
@@ -136,14 +143,14 @@ impl CustomOp3 for BatchNormTrain {
         // Pass 1: the mean; then the variance around it (two passes, as Candle does:
         // the one-pass formula loses digits when the mean is large).
         let sums = map_image_chunks(b, x.len(), |images| {
-            channel_sums(c, s, images, x, x, |_, v, _| v)
+            channel_sums(c, s, images, x, x, |_| |v, _| v)
         });
         let mean: Vec<f64> = total(sums, c).iter().map(|v| v / n).collect();
         let mean32: Vec<f32> = mean.iter().map(|&v| v as f32).collect();
         let sq = map_image_chunks(b, x.len(), |images| {
-            channel_sums(c, s, images, x, x, |ch, v, _| {
+            channel_sums(c, s, images, x, x, |ch| {
                 let m = mean32[ch];
-                (v - m) * (v - m)
+                move |v, _| (v - m) * (v - m)
             })
         });
         let var: Vec<f64> = total(sq, c).iter().map(|v| v / n).collect();
@@ -165,11 +172,11 @@ impl CustomOp3 for BatchNormTrain {
             |_, images, ys| {
                 let first = images.start;
                 for bi in images {
-                    for ch in 0..c {
+                    for (ch, (&sc, &sh)) in scale.iter().zip(&shift).enumerate() {
                         let start = (bi * c + ch) * s;
                         let out = &mut ys[start - first * per_image..][..s];
                         for (o, &v) in out.iter_mut().zip(&x[start..start + s]) {
-                            o.write((v * scale[ch] + shift[ch]).max(floor));
+                            o.write(at_least(v * sc + sh, floor));
                         }
                     }
                 }
@@ -267,9 +274,10 @@ impl CustomOp3 for BatchNormBackward {
         let (dx, params) = out.split_at_mut(x.len());
         // Pass 1: sum(dy) and sum(dy * xhat) per channel.
         let parts = map_image_chunks(b, x.len(), |images| {
-            let sum_dy = channel_sums(c, s, images.clone(), dy, dy, |_, g, _| g);
-            let sum_dy_xhat = channel_sums(c, s, images, x, dy, |ch, v, g| {
-                g * (v - st.mean[ch]) * st.inv_std[ch]
+            let sum_dy = channel_sums(c, s, images.clone(), dy, dy, |_| |g, _| g);
+            let sum_dy_xhat = channel_sums(c, s, images, x, dy, |ch| {
+                let (m, inv_std) = (st.mean[ch], st.inv_std[ch]);
+                move |v, g| g * (v - m) * inv_std
             });
             [sum_dy, sum_dy_xhat].concat()
         });

@@ -11,6 +11,7 @@
 
 use super::gemm::{matmul, matmul_to, MatRef};
 use super::im2col::{col2im_add, im2col, Window};
+use super::same_conv::{self, same_conv, PackedKernel};
 use super::{assume_init, contiguous_f32, for_image_chunks, runs_here, uninit, zeros};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
@@ -67,13 +68,24 @@ impl CustomOp2 for Conv {
         let kernel = MatRef::row_major(w, o, rows);
         let mut out = uninit(b * o * n);
         let image_len = win.image_len();
-        let scratch = || column_buffer(&win);
-        for_image_chunks(b, &mut out, o * n, scratch, |buffer, images, ys| {
-            for (i, y) in images.zip(ys.chunks_exact_mut(o * n)) {
-                let cols = columns(&win, &x[i * image_len..(i + 1) * image_len], buffer);
-                matmul_to(y, kernel, MatRef::row_major(cols, rows, n));
-            }
-        });
+        if same_conv::applies(&win) {
+            let packed = PackedKernel::new(w, o, rows);
+            let scratch = || same_conv::Scratch::new(&win, o);
+            for_image_chunks(b, &mut out, o * n, scratch, |scratch, images, ys| {
+                for (i, y) in images.zip(ys.chunks_exact_mut(o * n)) {
+                    let image = &x[i * image_len..(i + 1) * image_len];
+                    same_conv(&win, image, &packed, y, scratch);
+                }
+            });
+        } else {
+            let scratch = || column_buffer(&win);
+            for_image_chunks(b, &mut out, o * n, scratch, |buffer, images, ys| {
+                for (i, y) in images.zip(ys.chunks_exact_mut(o * n)) {
+                    let cols = columns(&win, &x[i * image_len..(i + 1) * image_len], buffer);
+                    matmul_to(y, kernel, MatRef::row_major(cols, rows, n));
+                }
+            });
+        }
         // SAFETY: the ranges cover every image, and each image's product writes all of
         // its o x n outputs.
         let out = unsafe { assume_init(out) };
@@ -142,6 +154,9 @@ impl CustomOp3 for ConvBackward {
         } else {
             Vec::new()
         };
+        // Without a column matrix where the CPU allows (see `same_conv`).
+        let direct = (same && same_conv::applies(&dy_win))
+            .then(|| PackedKernel::new(&flipped, win.channels, dy_win.rows()));
         let flipped = MatRef::row_major(&flipped, win.channels, dy_win.rows());
         let mut out = zeros(x.len() + w.len());
         let (dx, dw) = out.split_at_mut(x.len());
@@ -150,32 +165,52 @@ impl CustomOp3 for ConvBackward {
         // column matrix as it lies (pixels contiguous) and packs only dY, which is rows/o
         // times smaller; in (o, rows) order it repacked the whole column matrix of every
         // image (8 % of a training step).
-        let scratch = || (column_buffer(&win), vec![0f32; rows.max(dy_win.rows()) * n]);
-        let parts = for_image_chunks(b, dx, image_len, scratch, |(buffer, dcols), images, dxs| {
-            let mut dw_t_part = vec![0f32; rows * o];
-            for (i, dx_img) in images.zip(dxs.chunks_exact_mut(image_len)) {
-                let cols = columns(&win, &x[i * image_len..(i + 1) * image_len], buffer);
-                let dy_img = &dy[i * o * n..(i + 1) * o * n];
-                let g = MatRef::row_major(dy_img, o, n);
-                matmul(
-                    &mut dw_t_part,
-                    MatRef::row_major(cols, rows, n),
-                    g.t(),
-                    true,
-                );
-                if win.is_identity() {
-                    matmul(dx_img, kernel_t, g, false);
-                } else if same {
-                    im2col(&dy_win, dy_img, dcols);
-                    let dcols = MatRef::row_major(dcols, dy_win.rows(), n);
-                    matmul(dx_img, flipped, dcols, false);
-                } else {
-                    matmul(dcols, kernel_t, g, false);
-                    col2im_add(&win, dcols, dx_img);
+        let scratch = || match direct {
+            Some(_) => (
+                column_buffer(&win),
+                Vec::new(),
+                Some(same_conv::Scratch::new(&dy_win, win.channels)),
+            ),
+            None => (
+                column_buffer(&win),
+                vec![0f32; rows.max(dy_win.rows()) * n],
+                None,
+            ),
+        };
+        let parts = for_image_chunks(
+            b,
+            dx,
+            image_len,
+            scratch,
+            |(buffer, dcols, dy_scratch), images, dxs| {
+                let mut dw_t_part = vec![0f32; rows * o];
+                for (i, dx_img) in images.zip(dxs.chunks_exact_mut(image_len)) {
+                    let cols = columns(&win, &x[i * image_len..(i + 1) * image_len], buffer);
+                    let dy_img = &dy[i * o * n..(i + 1) * o * n];
+                    let g = MatRef::row_major(dy_img, o, n);
+                    matmul(
+                        &mut dw_t_part,
+                        MatRef::row_major(cols, rows, n),
+                        g.t(),
+                        true,
+                    );
+                    if win.is_identity() {
+                        matmul(dx_img, kernel_t, g, false);
+                    } else if let (Some(packed), Some(dy_scratch)) = (&direct, dy_scratch.as_mut())
+                    {
+                        same_conv(&dy_win, dy_img, packed, dx_img, dy_scratch);
+                    } else if same {
+                        im2col(&dy_win, dy_img, dcols);
+                        let dcols = MatRef::row_major(dcols, dy_win.rows(), n);
+                        matmul(dx_img, flipped, dcols, false);
+                    } else {
+                        matmul(dcols, kernel_t, g, false);
+                        col2im_add(&win, dcols, dx_img);
+                    }
                 }
-            }
-            dw_t_part
-        });
+                dw_t_part
+            },
+        );
         let mut parts = parts.into_iter();
         let mut dw_t = parts.next().unwrap_or_default();
         for part in parts {

@@ -6,7 +6,7 @@
 //! exactly 0 passes no gradient (Candle's own `relu` passes it), which matters only for
 //! exact zeros, such as the zero channels an option-A shortcut adds.
 
-use super::{assume_init, contiguous_f32, for_parts, runs_here, uninit};
+use super::{assume_init, at_least, contiguous_f32, for_parts, runs_here, uninit};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
 /// Where the output was positive, the gradient; elsewhere 0.
@@ -26,7 +26,7 @@ impl CustomOp1 for Relu {
         let mut y = uninit(x.len());
         for_parts(&mut y, |at, ys| {
             for (o, &v) in ys.iter_mut().zip(&x[at..]) {
-                o.write(v.max(0.0));
+                o.write(at_least(v, 0.0));
             }
         });
         // SAFETY: the parts cover `y`, each element written once above.
@@ -65,7 +65,7 @@ impl CustomOp2 for AddRelu {
         let mut y = uninit(a.len());
         for_parts(&mut y, |at, ys| {
             for ((o, &u), &v) in ys.iter_mut().zip(&a[at..]).zip(&b[at..]) {
-                o.write((u + v).max(0.0));
+                o.write(at_least(u + v, 0.0));
             }
         });
         // SAFETY: the parts cover `y` (a and b have its length), each element written.
@@ -157,5 +157,17 @@ mod tests {
         assert_grads_match(&ours, &theirs, &[(&a, "first"), (&b, "second")], "add-relu");
         let c = Tensor::zeros((4, 3), DType::F32, &dev).unwrap();
         assert!(add_relu(a.as_tensor(), &c).is_err());
+    }
+
+    /// A NaN passes through (PyTorch's ReLU does the same): a diverging run's NaNs must
+    /// reach the loss, where the trainer stops the run, not turn into zeros.
+    #[test]
+    fn nan_stays_nan() {
+        let dev = Device::Cpu;
+        let x = Tensor::new(&[f32::NAN, -1.0, 2.0], &dev).unwrap();
+        let y: Vec<f32> = relu(&x).unwrap().to_vec1().unwrap();
+        assert!(y[0].is_nan() && y[1] == 0.0 && y[2] == 2.0, "{y:?}");
+        let y: Vec<f32> = add_relu(&x, &x).unwrap().to_vec1().unwrap();
+        assert!(y[0].is_nan() && y[1] == 0.0 && y[2] == 4.0, "{y:?}");
     }
 }
