@@ -7,11 +7,13 @@
 //! `W' x im2col(dY)` with the flipped kernel W', see `ConvBackward`). The backward pass computes both
 //! gradients in one sweep over the batch (the image's columns are rebuilt once, not
 //! stored from the forward pass: they would be k*k times the activations' memory).
-//! Images are split between the compute threads; each gemm runs on one thread.
+//! Images are split between the compute threads; each gemm runs on one thread. Where
+//! the CPU has AVX2 and FMA, "same" convolutions (all the 3x3 ones of stride 1) skip
+//! the column matrix altogether: see `same_conv`.
 
 use super::gemm::{matmul, matmul_to, MatRef};
 use super::im2col::{col2im_add, im2col, Window};
-use super::same_conv::{self, same_conv, PackedKernel};
+use super::same_conv::{self, same_conv, same_conv_weight_grad, PackedKernel};
 use super::{assume_init, contiguous_f32, for_image_chunks, runs_here, uninit, zeros};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
@@ -155,62 +157,47 @@ impl CustomOp3 for ConvBackward {
             Vec::new()
         };
         // Without a column matrix where the CPU allows (see `same_conv`).
-        let direct = (same && same_conv::applies(&dy_win))
+        let direct_dx = (same && same_conv::applies(&win))
             .then(|| PackedKernel::new(&flipped, win.channels, dy_win.rows()));
+        let direct_dw = same && same_conv::weight_grad_applies(&win, o);
         let flipped = MatRef::row_major(&flipped, win.channels, dy_win.rows());
         let mut out = zeros(x.len() + w.len());
         let (dx, dw) = out.split_at_mut(x.len());
-        // Each thread sums the kernel gradient of its own images; the parts add up below.
+        // Each task sums the kernel gradient of its own images; the parts add up below.
         // They are summed transposed, (rows, o) = cols x dY^T: the gemm then reads the
         // column matrix as it lies (pixels contiguous) and packs only dY, which is rows/o
         // times smaller; in (o, rows) order it repacked the whole column matrix of every
         // image (8 % of a training step).
-        let scratch = || match direct {
-            Some(_) => (
-                column_buffer(&win),
-                Vec::new(),
-                Some(same_conv::Scratch::new(&dy_win, win.channels)),
-            ),
-            None => (
-                column_buffer(&win),
-                vec![0f32; rows.max(dy_win.rows()) * n],
-                None,
-            ),
-        };
-        let parts = for_image_chunks(
-            b,
-            dx,
-            image_len,
-            scratch,
-            |(buffer, dcols, dy_scratch), images, dxs| {
-                let mut dw_t_part = vec![0f32; rows * o];
-                for (i, dx_img) in images.zip(dxs.chunks_exact_mut(image_len)) {
-                    let cols = columns(&win, &x[i * image_len..(i + 1) * image_len], buffer);
-                    let dy_img = &dy[i * o * n..(i + 1) * o * n];
-                    let g = MatRef::row_major(dy_img, o, n);
-                    matmul(
-                        &mut dw_t_part,
-                        MatRef::row_major(cols, rows, n),
-                        g.t(),
-                        true,
-                    );
-                    if win.is_identity() {
-                        matmul(dx_img, kernel_t, g, false);
-                    } else if let (Some(packed), Some(dy_scratch)) = (&direct, dy_scratch.as_mut())
-                    {
-                        same_conv(&dy_win, dy_img, packed, dx_img, dy_scratch);
-                    } else if same {
-                        im2col(&dy_win, dy_img, dcols);
-                        let dcols = MatRef::row_major(dcols, dy_win.rows(), n);
-                        matmul(dx_img, flipped, dcols, false);
-                    } else {
-                        matmul(dcols, kernel_t, g, false);
-                        col2im_add(&win, dcols, dx_img);
-                    }
+        let scratch = || BackwardScratch::new(&win, o, direct_dx.is_some(), direct_dw);
+        let parts = for_image_chunks(b, dx, image_len, scratch, |scratch, images, dxs| {
+            let mut dw_t_part = vec![0f32; rows * o];
+            for (i, dx_img) in images.zip(dxs.chunks_exact_mut(image_len)) {
+                let x_img = &x[i * image_len..(i + 1) * image_len];
+                let dy_img = &dy[i * o * n..(i + 1) * o * n];
+                let g = MatRef::row_major(dy_img, o, n);
+                if let Some(for_dw) = &mut scratch.for_dw {
+                    same_conv_weight_grad(&win, x_img, dy_img, o, &mut dw_t_part, for_dw);
+                } else {
+                    let cols = columns(&win, x_img, &mut scratch.columns);
+                    let cols = MatRef::row_major(cols, rows, n);
+                    matmul(&mut dw_t_part, cols, g.t(), true);
                 }
-                dw_t_part
-            },
-        );
+                let dcols = &mut scratch.dcols;
+                if let (Some(packed), Some(for_dx)) = (&direct_dx, &mut scratch.for_dx) {
+                    same_conv(&dy_win, dy_img, packed, dx_img, for_dx);
+                } else if win.is_identity() {
+                    matmul(dx_img, kernel_t, g, false);
+                } else if same {
+                    im2col(&dy_win, dy_img, dcols);
+                    let dcols = MatRef::row_major(dcols, dy_win.rows(), n);
+                    matmul(dx_img, flipped, dcols, false);
+                } else {
+                    matmul(dcols, kernel_t, g, false);
+                    col2im_add(&win, dcols, dx_img);
+                }
+            }
+            dw_t_part
+        });
         let mut parts = parts.into_iter();
         let mut dw_t = parts.next().unwrap_or_default();
         for part in parts {
@@ -224,6 +211,38 @@ impl CustomOp3 for ConvBackward {
             }
         }
         Ok((CpuStorage::F32(out), Shape::from(x.len() + w.len())))
+    }
+}
+
+/// One thread's working memory in the backward pass: the direct kernels' buffers
+/// where they apply (input gradient, kernel gradient), column matrices otherwise.
+struct BackwardScratch {
+    columns: Vec<f32>,
+    dcols: Vec<f32>,
+    for_dx: Option<same_conv::Scratch>,
+    for_dw: Option<same_conv::Scratch>,
+}
+
+impl BackwardScratch {
+    fn new(win: &Window, o: usize, direct_dx: bool, direct_dw: bool) -> Self {
+        let dy_win = Window {
+            channels: o,
+            ..*win
+        };
+        BackwardScratch {
+            columns: if direct_dw {
+                Vec::new()
+            } else {
+                column_buffer(win)
+            },
+            dcols: if direct_dx {
+                Vec::new()
+            } else {
+                vec![0f32; win.rows().max(dy_win.rows()) * win.cols()]
+            },
+            for_dx: direct_dx.then(|| same_conv::Scratch::new(&dy_win, win.channels)),
+            for_dw: direct_dw.then(|| same_conv::Scratch::new(win, o)),
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! A "same" convolution (stride 1, k = 2 * pad + 1) without a column matrix, for CPUs
-//! with AVX2 and FMA: most of a CIFAR-style net's convolutions, forward, and (with the
-//! flipped kernel) their input gradients.
+//! with AVX2 and FMA: most of a CIFAR-style net's convolutions, forward, their input
+//! gradients (the same convolution of dY with the flipped kernel) and their kernel
+//! gradients (`same_conv_weight_grad`).
 //!
 //! `im2col` writes every input value k*k times into a column matrix that the gemm then
 //! reads back: 15 % of a training step was those copies. Here the image is copied once
@@ -119,6 +120,38 @@ impl Scratch {
     }
 }
 
+/// Where each tap (c, ky, kx), in the kernel's order, reads the padded image: the
+/// input under output position q (counted along padded rows) is `padded[offset + q]`.
+fn tap_offsets(win: &Window, p: &Padded) -> Vec<usize> {
+    let k = win.k;
+    (0..win.channels)
+        .flat_map(|ci| (0..k).flat_map(move |ky| (0..k).map(move |kx| (ci, ky, kx))))
+        .map(|(ci, ky, kx)| ci * p.plane + ky * p.row + kx)
+        .collect()
+}
+
+impl Scratch {
+    /// Copies the image (c, h, w) into the interior of the padded buffer (its padding
+    /// stays as it is: zero) and returns the taps' offsets into it, having checked the
+    /// sizes: every read at an offset + 0..p.wide is inside the padded buffer, and the
+    /// output rows hold `o` channels.
+    fn load(&mut self, win: &Window, p: &Padded, x: &[f32], o: usize) -> Vec<usize> {
+        let (h, w, pad) = (win.h, win.w, win.pad);
+        assert_eq!(x.len(), win.image_len(), "image of the wrong size");
+        assert_eq!(self.wide.len(), o * p.wide, "scratch for another window");
+        let offsets = tap_offsets(win, p);
+        let last = offsets.last().copied().unwrap_or(0);
+        assert!(last + p.wide <= self.padded.len(), "scratch too small");
+        for (ci, plane) in x.chunks_exact(h * w).enumerate() {
+            for (iy, src) in plane.chunks_exact(w).enumerate() {
+                let at = ci * p.plane + (iy + pad) * p.row + pad;
+                self.padded[at..at + w].copy_from_slice(src);
+            }
+        }
+        offsets
+    }
+}
+
 /// `y = conv(x)` for one image: `x` is (c, h, w), `y` is (o, h, w), the kernel packed
 /// from (o, c, k, k), `scratch` made for this window and kernel. `win` must be one that
 /// `applies` to.
@@ -130,29 +163,12 @@ pub fn same_conv<E: Store>(
     scratch: &mut Scratch,
 ) {
     let p = padded(win);
-    let (c, h, w, k, pad) = (win.channels, win.h, win.w, win.k, win.pad);
+    let (c, h, w, k) = (win.channels, win.h, win.w, win.k);
     let o = kernel.out_channels;
     assert!(applies(win), "same_conv on a window it does not apply to");
     assert_eq!(kernel.taps, c * k * k, "kernel and window differ");
-    assert_eq!(x.len(), c * h * w, "image of the wrong size");
     assert_eq!(y.len(), o * h * w, "output of the wrong size");
-    assert_eq!(scratch.wide.len(), o * p.wide, "scratch for another window");
-    let offsets: Vec<usize> = (0..c)
-        .flat_map(|ci| (0..k).flat_map(move |ky| (0..k).map(move |kx| (ci, ky, kx))))
-        .map(|(ci, ky, kx)| ci * p.plane + ky * p.row + kx)
-        .collect();
-    // Every microkernel load, at offset + position + 0..MR, stays inside `padded`.
-    let last_offset = offsets.last().copied().unwrap_or(0);
-    assert!(
-        last_offset + p.wide <= scratch.padded.len(),
-        "scratch too small"
-    );
-    for ci in 0..c {
-        for iy in 0..h {
-            let at = ci * p.plane + (iy + pad) * p.row + pad;
-            scratch.padded[at..at + w].copy_from_slice(&x[(ci * h + iy) * w..][..w]);
-        }
-    }
+    let offsets = scratch.load(win, &p, x, o);
     let mut packed = kernel.values.as_slice();
     for o0 in (0..o).step_by(NR) {
         let nr = NR.min(o - o0);
@@ -183,6 +199,167 @@ pub fn same_conv<E: Store>(
             for (d, &v) in dst.iter_mut().zip(src) {
                 d.store(v);
             }
+        }
+    }
+}
+
+/// Whether `same_conv_weight_grad` takes `o` output channels: whole groups of 16.
+pub fn weight_grad_applies(win: &Window, o: usize) -> bool {
+    applies(win) && o.is_multiple_of(GU)
+}
+
+/// Adds one image's kernel gradient to `dw_t`, the (c * k * k, o) transpose of the
+/// kernel's layout: `dw_t[tap][oi] += sum over positions of x(shifted by tap) * dy[oi]`.
+/// `x` is (c, h, w), `dy` (o, h, w); `scratch` made by `Scratch::new(win, o)` and used
+/// for nothing else (its output rows' padding columns must stay zero).
+///
+/// The same layout trick as `same_conv`: with dY laid along padded rows (zeros in the
+/// padding columns) and transposed, position-major, the product over output positions
+/// is a sum of the padded image at the tap's shift times a row of dY^T, so no column
+/// matrix is built and nothing is packed. The microkernel keeps 6 taps x 16 channels
+/// in registers for the whole sum.
+pub fn same_conv_weight_grad(
+    win: &Window,
+    x: &[f32],
+    dy: &[f32],
+    o: usize,
+    dw_t: &mut [f32],
+    scratch: &mut Scratch,
+) {
+    let p = padded(win);
+    let (c, h, w, k) = (win.channels, win.h, win.w, win.k);
+    let taps = c * k * k;
+    assert!(
+        weight_grad_applies(win, o),
+        "same_conv_weight_grad does not apply"
+    );
+    assert_eq!(dy.len(), o * h * w, "gradient of the wrong size");
+    assert_eq!(dw_t.len(), taps * o, "kernel gradient of the wrong size");
+    let offsets = scratch.load(win, &p, x, o);
+    // dY^T along padded rows: wide[q * o + oi]; the padding columns stay zero.
+    for (oi, plane) in dy.chunks_exact(h * w).enumerate() {
+        for (oy, src) in plane.chunks_exact(w).enumerate() {
+            for (ox, &v) in src.iter().enumerate() {
+                scratch.wide[(oy * p.row + ox) * o + oi] = v;
+            }
+        }
+    }
+    for o0 in (0..o).step_by(GU) {
+        for t0 in (0..taps).step_by(GT) {
+            let nt = GT.min(taps - t0);
+            // SAFETY: AVX2 and FMA are present (`applies`, asserted above); the reads at
+            // `offsets[t] + 0..p.wide` are within `padded` (asserted above) and those at
+            // `q * o + o0 + 0..GU`, q < p.wide, within `wide` (its length, asserted
+            // above, and o0 + GU <= o as o is a multiple of GU); the read-modify-writes
+            // at `(t0 + t) * o + o0 + 0..GU`, t < nt, are within `dw_t` (its length,
+            // asserted above).
+            unsafe {
+                grad_microkernel(
+                    nt,
+                    scratch.padded.as_ptr(),
+                    &offsets[t0..t0 + nt],
+                    scratch.wide.as_ptr().add(o0),
+                    o,
+                    p.wide,
+                    dw_t.as_mut_ptr().add(t0 * o + o0),
+                )
+            }
+        }
+    }
+}
+
+/// Taps and output channels per gradient microkernel call: 6 x 16 sums in twelve
+/// registers, six broadcasts of the image and two loads of dY^T per step.
+const GT: usize = 6;
+const GU: usize = 16;
+
+/// Dispatches to the gradient microkernel for `nt` taps.
+///
+/// # Safety
+/// As for `grad_tile`.
+#[cfg(target_arch = "x86_64")]
+unsafe fn grad_microkernel(
+    nt: usize,
+    a: *const f32,
+    offsets: &[usize],
+    b: *const f32,
+    b_stride: usize,
+    len: usize,
+    out: *mut f32,
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match nt {
+            6 => grad_tile::<6>(a, offsets, b, b_stride, len, out),
+            5 => grad_tile::<5>(a, offsets, b, b_stride, len, out),
+            4 => grad_tile::<4>(a, offsets, b, b_stride, len, out),
+            3 => grad_tile::<3>(a, offsets, b, b_stride, len, out),
+            2 => grad_tile::<2>(a, offsets, b, b_stride, len, out),
+            _ => grad_tile::<1>(a, offsets, b, b_stride, len, out),
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn grad_microkernel(
+    _: usize,
+    _: *const f32,
+    _: &[usize],
+    _: *const f32,
+    _: usize,
+    _: usize,
+    _: *mut f32,
+) {
+    unreachable!("same_conv applies only on x86_64 with AVX2")
+}
+
+/// out[t * b_stride + j] += sum over q < len of a[offsets[t] + q] * b[q * b_stride + j],
+/// for t < T and j < 16.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; `offsets` has T entries; `a + offsets[t] + q` is readable
+/// and `b + q * b_stride + j` too, for every t < T, q < len, j < 16; `out + t *
+/// b_stride + j` is readable and writable for t < T, j < 16.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::needless_range_loop)] // a register tile reads clearest indexed
+unsafe fn grad_tile<const T: usize>(
+    a: *const f32,
+    offsets: &[usize],
+    b: *const f32,
+    b_stride: usize,
+    len: usize,
+    out: *mut f32,
+) {
+    use std::arch::x86_64::*;
+    debug_assert!(offsets.len() == T);
+    // A fixed-size copy, so that the loads below unroll without a length check.
+    let mut offs = [0usize; T];
+    offs.copy_from_slice(&offsets[..T]);
+    let mut lo = [_mm256_setzero_ps(); T];
+    let mut hi = [_mm256_setzero_ps(); T];
+    for q in 0..len {
+        // SAFETY: readable per the contract.
+        let (b0, b1) = unsafe {
+            let row = b.add(q * b_stride);
+            (_mm256_loadu_ps(row), _mm256_loadu_ps(row.add(8)))
+        };
+        for t in 0..T {
+            // SAFETY: readable per the contract.
+            let at = unsafe { _mm256_broadcast_ss(&*a.add(offs[t] + q)) };
+            lo[t] = _mm256_fmadd_ps(at, b0, lo[t]);
+            hi[t] = _mm256_fmadd_ps(at, b1, hi[t]);
+        }
+    }
+    for t in 0..T {
+        // SAFETY: readable and writable per the contract.
+        unsafe {
+            let dst = out.add(t * b_stride);
+            _mm256_storeu_ps(dst, _mm256_add_ps(_mm256_loadu_ps(dst), lo[t]));
+            _mm256_storeu_ps(
+                dst.add(8),
+                _mm256_add_ps(_mm256_loadu_ps(dst.add(8)), hi[t]),
+            );
         }
     }
 }
@@ -261,8 +438,9 @@ mod tests {
     use super::*;
     use crate::kernels::im2col::im2col;
 
-    /// Against im2col + the product by definition, for the kernel sizes and channel
-    /// counts the nets use and for every output-channel tail (1 to 6).
+    /// Against im2col + the products by definition, forward and kernel gradient, for the
+    /// kernel sizes and channel counts the nets use and for every tail (1 to 6 output
+    /// channels forward, 1 to 6 taps for the gradient).
     #[test]
     fn matches_the_column_matrix_product() {
         if !has_avx2_fma() {
@@ -280,6 +458,9 @@ mod tests {
             (16, 13, 7, 5),
             (64, 64, 7, 3),
             (2, 1, 1, 3),
+            (2, 10, 6, 5),
+            (2, 32, 6, 5),
+            (1, 16, 5, 5),
         ] {
             let win = Window {
                 channels: c,
@@ -313,6 +494,27 @@ mod tests {
                 assert!(
                     (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
                     "c {c} o {o} side {side} k {k}: y[{i}] = {a}, want {b}"
+                );
+            }
+            if !weight_grad_applies(&win, o) {
+                continue;
+            }
+            // The kernel gradient, added to what `dw_t` held, twice through one scratch.
+            let dy: Vec<f32> = (0..o * n).map(|_| next()).collect();
+            let mut dw_t = vec![1f32; win.rows() * o];
+            let mut scratch = Scratch::new(&win, o);
+            same_conv_weight_grad(&win, &other, &dy, o, &mut dw_t, &mut scratch);
+            let mut dw_t = vec![1f32; win.rows() * o];
+            same_conv_weight_grad(&win, &x, &dy, o, &mut dw_t, &mut scratch);
+            for (i, &got) in dw_t.iter().enumerate() {
+                let (r, oi) = (i / o, i % o);
+                let want: f32 = 1.0
+                    + (0..n)
+                        .map(|q| cols[r * n + q] * dy[oi * n + q])
+                        .sum::<f32>();
+                assert!(
+                    (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                    "c {c} o {o} side {side} k {k}: dw_t[{i}] = {got}, want {want}"
                 );
             }
         }
