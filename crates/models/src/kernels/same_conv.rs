@@ -80,12 +80,16 @@ impl PackedKernel {
     }
 }
 
-/// Per-thread working memory for one window: the zero-padded image and the output
-/// along padded rows. The padding's zeros are written once; every image overwrites
-/// only the interior.
+/// Per-thread working memory for one window: the zero-padded image, the output along
+/// padded rows, and where each tap reads. The padding's zeros are written once; every
+/// image overwrites only the interior.
 pub struct Scratch {
+    window: Window,
     padded: Vec<f32>,
     wide: Vec<f32>,
+    /// Per tap (c, ky, kx), in the kernel's order: the input under output position q
+    /// (counted along padded rows) is `padded[offset + q]`.
+    offsets: Vec<usize>,
 }
 
 /// The padded layout's sizes.
@@ -113,42 +117,37 @@ impl Scratch {
         // The last block of positions reads up to MR - 1 + (k - 1) values past the
         // last plane's end.
         let slack = p.wide - win.h * p.row + win.k;
+        let k = win.k;
+        let offsets: Vec<usize> = (0..win.channels)
+            .flat_map(|ci| (0..k).flat_map(move |ky| (0..k).map(move |kx| (ci, ky, kx))))
+            .map(|(ci, ky, kx)| ci * p.plane + ky * p.row + kx)
+            .collect();
+        let padded = vec![0f32; win.channels * p.plane + slack];
+        // Every microkernel read, at an offset + 0..p.wide, is inside `padded`.
+        let last = offsets.last().copied().unwrap_or(0);
+        assert!(last + p.wide <= padded.len(), "padding slack miscounted");
         Scratch {
-            padded: vec![0f32; win.channels * p.plane + slack],
+            window: *win,
+            padded,
             wide: vec![0f32; out_channels * p.wide],
+            offsets,
         }
     }
-}
 
-/// Where each tap (c, ky, kx), in the kernel's order, reads the padded image: the
-/// input under output position q (counted along padded rows) is `padded[offset + q]`.
-fn tap_offsets(win: &Window, p: &Padded) -> Vec<usize> {
-    let k = win.k;
-    (0..win.channels)
-        .flat_map(|ci| (0..k).flat_map(move |ky| (0..k).map(move |kx| (ci, ky, kx))))
-        .map(|(ci, ky, kx)| ci * p.plane + ky * p.row + kx)
-        .collect()
-}
-
-impl Scratch {
     /// Copies the image (c, h, w) into the interior of the padded buffer (its padding
-    /// stays as it is: zero) and returns the taps' offsets into it, having checked the
-    /// sizes: every read at an offset + 0..p.wide is inside the padded buffer, and the
-    /// output rows hold `o` channels.
-    fn load(&mut self, win: &Window, p: &Padded, x: &[f32], o: usize) -> Vec<usize> {
+    /// stays as it is: zero), having checked that this scratch was made for `win` and
+    /// `o` output channels.
+    fn load(&mut self, win: &Window, p: &Padded, x: &[f32], o: usize) {
         let (h, w, pad) = (win.h, win.w, win.pad);
+        assert_eq!(*win, self.window, "scratch for another window");
+        assert_eq!(self.wide.len(), o * p.wide, "scratch for other channels");
         assert_eq!(x.len(), win.image_len(), "image of the wrong size");
-        assert_eq!(self.wide.len(), o * p.wide, "scratch for another window");
-        let offsets = tap_offsets(win, p);
-        let last = offsets.last().copied().unwrap_or(0);
-        assert!(last + p.wide <= self.padded.len(), "scratch too small");
         for (ci, plane) in x.chunks_exact(h * w).enumerate() {
             for (iy, src) in plane.chunks_exact(w).enumerate() {
                 let at = ci * p.plane + (iy + pad) * p.row + pad;
                 self.padded[at..at + w].copy_from_slice(src);
             }
         }
-        offsets
     }
 }
 
@@ -168,7 +167,7 @@ pub fn same_conv<E: Store>(
     assert!(applies(win), "same_conv on a window it does not apply to");
     assert_eq!(kernel.taps, c * k * k, "kernel and window differ");
     assert_eq!(y.len(), o * h * w, "output of the wrong size");
-    let offsets = scratch.load(win, &p, x, o);
+    scratch.load(win, &p, x, o);
     let mut packed = kernel.values.as_slice();
     for o0 in (0..o).step_by(NR) {
         let nr = NR.min(o - o0);
@@ -177,14 +176,15 @@ pub fn same_conv<E: Store>(
         let out = &mut scratch.wide[o0 * p.wide..(o0 + nr) * p.wide];
         for q0 in (0..p.wide).step_by(MR) {
             // SAFETY: AVX2 and FMA are present (`applies`, asserted above); the loads at
-            // `offsets[t] + q0 + 0..MR` are within `padded` (asserted above, q0 + MR <=
-            // p.wide); the panel holds taps * nr weights; the stores at
+            // `offsets[t] + q0 + 0..MR` are within `padded` (asserted in `Scratch::new`
+            // for reads up to offset + p.wide, and q0 + MR <= p.wide; `load` asserted
+            // that the scratch is this window's); the panel holds taps * nr weights; the stores at
             // `j * p.wide + q0 + 0..MR`, j < nr, are within `out`.
             unsafe {
                 microkernel(
                     nr,
                     scratch.padded.as_ptr().add(q0),
-                    &offsets,
+                    &scratch.offsets,
                     panel,
                     out.as_mut_ptr().add(q0),
                     p.wide,
@@ -235,7 +235,7 @@ pub fn same_conv_weight_grad(
     );
     assert_eq!(dy.len(), o * h * w, "gradient of the wrong size");
     assert_eq!(dw_t.len(), taps * o, "kernel gradient of the wrong size");
-    let offsets = scratch.load(win, &p, x, o);
+    scratch.load(win, &p, x, o);
     // dY^T along padded rows: wide[q * o + oi]; the padding columns stay zero.
     for (oi, plane) in dy.chunks_exact(h * w).enumerate() {
         for (oy, src) in plane.chunks_exact(w).enumerate() {
@@ -248,7 +248,8 @@ pub fn same_conv_weight_grad(
         for t0 in (0..taps).step_by(GT) {
             let nt = GT.min(taps - t0);
             // SAFETY: AVX2 and FMA are present (`applies`, asserted above); the reads at
-            // `offsets[t] + 0..p.wide` are within `padded` (asserted above) and those at
+            // `offsets[t] + 0..p.wide` are within `padded` (asserted in `Scratch::new`, and
+            // `load` asserted that the scratch is this window's) and those at
             // `q * o + o0 + 0..GU`, q < p.wide, within `wide` (its length, asserted
             // above, and o0 + GU <= o as o is a multiple of GU); the read-modify-writes
             // at `(t0 + t) * o + o0 + 0..GU`, t < nt, are within `dw_t` (its length,
@@ -257,7 +258,7 @@ pub fn same_conv_weight_grad(
                 grad_microkernel(
                     nt,
                     scratch.padded.as_ptr(),
-                    &offsets[t0..t0 + nt],
+                    &scratch.offsets[t0..t0 + nt],
                     scratch.wide.as_ptr().add(o0),
                     o,
                     p.wide,
