@@ -2,8 +2,7 @@
 //! the shortcut added, then ReLU. The plain twin is the same block without the addition.
 
 use crate::conv_layer::{conv_layer, ConvLayer, ConvShape};
-use crate::kernels::relu::add_relu;
-use crate::probe::{two_layer_branch, Probe};
+use crate::probe::{two_layer_block, BlockEnd, Probe};
 use crate::shortcut::{shortcut, Shortcut, ShortcutOption};
 use candle_core::{Result, Tensor};
 use candle_nn::{ModuleT, VarBuilder};
@@ -88,10 +87,10 @@ impl BasicBlock {
         let layers = [&self.first, &self.second];
         match &self.shortcut {
             Some(shortcut) => {
-                let h = two_layer_branch(layers, xs, train, false, name, probe)?;
-                add_relu(&h, &shortcut.forward_t(xs, train)?)
+                let s = shortcut.forward_t(xs, train)?;
+                two_layer_block(layers, xs, train, BlockEnd::AddRelu(&s), name, probe)
             }
-            None => two_layer_branch(layers, xs, train, true, name, probe),
+            None => two_layer_block(layers, xs, train, BlockEnd::Relu, name, probe),
         }
     }
 

@@ -4,7 +4,8 @@
 //! fused kernel (`kernels::batch_norm`); anything else runs Candle's own `BatchNorm`,
 //! which shares the same variables.
 
-use crate::kernels::batch_norm::batch_norm_train;
+use crate::kernels::batch_norm::{batch_norm_add_relu_train, batch_norm_train};
+use crate::kernels::relu::add_relu;
 use crate::kernels::runs_here;
 use candle_core::{Result, Tensor, Var};
 use candle_nn::{ModuleT, VarBuilder};
@@ -86,6 +87,16 @@ impl ThenRelu for BatchNorm {
     fn forward_relu_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         self.forward_maybe_relu(xs, train, true)
     }
+
+    fn forward_add_relu_t(&self, xs: &Tensor, residual: &Tensor, train: bool) -> Result<Tensor> {
+        if !(train && runs_here(xs) && runs_here(residual)) {
+            return add_relu(&self.forward_t(xs, train)?, residual);
+        }
+        let (ys, stats) =
+            batch_norm_add_relu_train(xs, &self.gamma, &self.beta, residual, self.eps)?;
+        self.update_running(&stats.mean, &stats.var, stats.count)?;
+        Ok(ys)
+    }
 }
 
 /// A layer that ends in batch normalisation, whose ReLU can be part of the same op.
@@ -95,6 +106,9 @@ impl ThenRelu for BatchNorm {
 pub trait ThenRelu: ModuleT {
     /// `relu(self.forward_t(xs, train))`.
     fn forward_relu_t(&self, xs: &Tensor, train: bool) -> Result<Tensor>;
+
+    /// `relu(self.forward_t(xs, train) + residual)`, the end of a residual block.
+    fn forward_add_relu_t(&self, xs: &Tensor, residual: &Tensor, train: bool) -> Result<Tensor>;
 }
 
 #[cfg(test)]

@@ -71,6 +71,10 @@ impl ThenRelu for ConvLayer {
     fn forward_relu_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         self.bn.forward_relu_t(&self.conv(xs)?, train)
     }
+
+    fn forward_add_relu_t(&self, xs: &Tensor, residual: &Tensor, train: bool) -> Result<Tensor> {
+        self.bn.forward_add_relu_t(&self.conv(xs)?, residual, train)
+    }
 }
 
 impl ConvLayer {

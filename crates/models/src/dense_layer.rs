@@ -35,13 +35,23 @@ pub fn dense_layer(
 impl ModuleT for DenseLayer {
     /// Pre-activation output: BN(x W^T).
     fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        self.bn.forward_t(&xs.matmul(&self.weight.t()?)?, train)
+        self.bn.forward_t(&self.linear(xs)?, train)
     }
 }
 
 impl ThenRelu for DenseLayer {
     fn forward_relu_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        self.bn.forward_relu_t(&self.linear(xs)?, train)
+    }
+
+    fn forward_add_relu_t(&self, xs: &Tensor, residual: &Tensor, train: bool) -> Result<Tensor> {
         self.bn
-            .forward_relu_t(&xs.matmul(&self.weight.t()?)?, train)
+            .forward_add_relu_t(&self.linear(xs)?, residual, train)
+    }
+}
+
+impl DenseLayer {
+    fn linear(&self, xs: &Tensor) -> Result<Tensor> {
+        xs.matmul(&self.weight.t()?)
     }
 }

@@ -9,8 +9,7 @@ use crate::classifier::{classifier, classifier_summary, Classifier};
 use crate::dense_layer::{dense_layer, DenseLayer};
 use crate::error::ModelError;
 use crate::family::Family;
-use crate::kernels::relu::add_relu;
-use crate::probe::{layer_then_relu, two_layer_branch, Probe};
+use crate::probe::{layer_then_relu, two_layer_block, BlockEnd, Probe};
 use crate::summary::{ArchSummary, LayerSummary};
 use candle_core::Module;
 use candle_core::{Result, Tensor};
@@ -89,12 +88,12 @@ impl Block {
         probe: &mut Probe,
     ) -> Result<Tensor> {
         let layers = [&self.first, &self.second];
-        let h = two_layer_branch(layers, xs, train, !self.residual, name, probe)?;
-        if self.residual {
-            add_relu(&h, xs)
+        let end = if self.residual {
+            BlockEnd::AddRelu(xs)
         } else {
-            Ok(h)
-        }
+            BlockEnd::Relu
+        };
+        two_layer_block(layers, xs, train, end, name, probe)
     }
 }
 

@@ -4,7 +4,7 @@
 //! Wilber and Belongie 2016: y = shortcut(x) instead of y = relu(f(x) + shortcut(x))).
 
 use crate::batch_norm::ThenRelu;
-use crate::kernels::relu::relu;
+use crate::kernels::relu::{add_relu, relu};
 use candle_core::{Result, Tensor};
 
 #[derive(Debug, Default)]
@@ -46,34 +46,40 @@ impl Probe {
     }
 }
 
-/// The residual branch of a two-layer block, `second(relu(first(x)))`, and its ReLU if
-/// `relu_after` (a plain block's end), recording both layers' responses as
-/// `<name>.first` and `<name>.second`. Each ReLU is fused into the layer's batch norm
-/// unless the probe records (a recorded response must exist before its ReLU).
-pub(crate) fn two_layer_branch<L: ThenRelu>(
+/// How a two-layer block ends after its second layer.
+pub(crate) enum BlockEnd<'a> {
+    /// A plain block: `relu(h)`.
+    Relu,
+    /// A residual block: `relu(h + shortcut)`.
+    AddRelu(&'a Tensor),
+}
+
+/// A two-layer block, `end(second(relu(first(x))))`, recording both layers' responses
+/// as `<name>.first` and `<name>.second`. The ReLUs (and the residual addition) are
+/// fused into the layers' batch norms unless the probe records (a recorded response
+/// must exist as a tensor before what follows it).
+pub(crate) fn two_layer_block<L: ThenRelu>(
     [first, second]: [&L; 2],
     xs: &Tensor,
     train: bool,
-    relu_after: bool,
+    end: BlockEnd,
     name: &str,
     probe: &mut Probe,
 ) -> Result<Tensor> {
     // Names are formatted only when recording: this is every training step's path.
     if !probe.record {
         let h1 = first.forward_relu_t(xs, train)?;
-        return if relu_after {
-            second.forward_relu_t(&h1, train)
-        } else {
-            second.forward_t(&h1, train)
+        return match end {
+            BlockEnd::Relu => second.forward_relu_t(&h1, train),
+            BlockEnd::AddRelu(shortcut) => second.forward_add_relu_t(&h1, shortcut, train),
         };
     }
     let h1 = layer_then_relu(first, xs, train, &format!("{name}.first"), probe)?;
     let h2 = second.forward_t(&h1, train)?;
     probe.record(&format!("{name}.second"), &h2);
-    if relu_after {
-        relu(&h2)
-    } else {
-        Ok(h2)
+    match end {
+        BlockEnd::Relu => relu(&h2),
+        BlockEnd::AddRelu(shortcut) => add_relu(&h2, shortcut),
     }
 }
 

@@ -27,6 +27,27 @@ pub struct BatchStats {
     gamma: Vec<f32>,
 }
 
+/// Where a forward op leaves what it measured, for its backward pass and its caller.
+#[derive(Debug, Clone, Default)]
+struct SharedStats(Arc<Mutex<BatchStats>>);
+
+impl SharedStats {
+    fn set(&self, stats: BatchStats) -> Result<()> {
+        *self.lock()? = stats;
+        Ok(())
+    }
+
+    fn get(&self) -> Result<BatchStats> {
+        Ok(self.lock()?.clone())
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, BatchStats>> {
+        self.0
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("batch norm: statistics lock poisoned".into()))
+    }
+}
+
 /// (batch, channels, spatial...) viewed as (batch, channels, positions).
 fn dims(layout: &Layout) -> Result<(usize, usize, usize)> {
     let d = layout.shape().dims();
@@ -100,6 +121,97 @@ fn total(parts: Vec<Vec<f64>>, c: usize) -> Vec<f64> {
     })
 }
 
+/// Training-mode batch normalisation of `x` ((batch, channels, positions) = `dims`):
+/// per channel, (x - mean) / sqrt(var + eps) * gamma + beta, plus `residual` where
+/// given, then max(., 0) if `relu`; and what the pass measured.
+fn normalize(
+    x: &[f32],
+    dims: (usize, usize, usize),
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f64,
+    relu: bool,
+    residual: Option<&[f32]>,
+) -> Result<(Vec<f32>, BatchStats)> {
+    let (b, c, s) = dims;
+    if gamma.len() != c || beta.len() != c {
+        candle_core::bail!("batch norm: {c} channels but {} scales", gamma.len())
+    }
+    if let Some(r) = residual.filter(|r| r.len() != x.len()) {
+        candle_core::bail!(
+            "batch norm: {} values and a residual of {}",
+            x.len(),
+            r.len()
+        )
+    }
+    let count = b * s;
+    if count == 0 {
+        candle_core::bail!("batch norm: empty batch")
+    }
+    let n = count as f64;
+    let mut y = uninit(x.len());
+    let per_image = c * s;
+    // Pass 1: the mean; then the variance around it (two passes, as Candle does:
+    // the one-pass formula loses digits when the mean is large).
+    let sums = map_image_chunks(b, x.len(), |images| {
+        channel_sums(c, s, images, x, x, |_| |v, _| v)
+    });
+    let mean: Vec<f64> = total(sums, c).iter().map(|v| v / n).collect();
+    let mean32: Vec<f32> = mean.iter().map(|&v| v as f32).collect();
+    let sq = map_image_chunks(b, x.len(), |images| {
+        channel_sums(c, s, images, x, x, |ch| {
+            let m = mean32[ch];
+            move |v, _| (v - m) * (v - m)
+        })
+    });
+    let var: Vec<f64> = total(sq, c).iter().map(|v| v / n).collect();
+    let inv_std: Vec<f32> = var
+        .iter()
+        .map(|v| (1.0 / (v + eps).sqrt()) as f32)
+        .collect();
+    // Pass 2: y = x * scale + shift per channel (then max(y, 0)).
+    let scale: Vec<f32> = (0..c).map(|ch| gamma[ch] * inv_std[ch]).collect();
+    let shift: Vec<f32> = (0..c)
+        .map(|ch| beta[ch] - mean[ch] as f32 * scale[ch])
+        .collect();
+    let floor = if relu { 0.0 } else { f32::NEG_INFINITY };
+    for_image_chunks(
+        b,
+        &mut y,
+        per_image,
+        || (),
+        |_, images, ys| {
+            let first = images.start;
+            for bi in images {
+                for (ch, (&sc, &sh)) in scale.iter().zip(&shift).enumerate() {
+                    let start = (bi * c + ch) * s;
+                    let out = &mut ys[start - first * per_image..][..s];
+                    let xs = &x[start..start + s];
+                    if let Some(r) = residual {
+                        for ((o, &v), &r) in out.iter_mut().zip(xs).zip(&r[start..start + s]) {
+                            o.write(at_least(v * sc + sh + r, floor));
+                        }
+                    } else {
+                        for (o, &v) in out.iter_mut().zip(xs) {
+                            o.write(at_least(v * sc + sh, floor));
+                        }
+                    }
+                }
+            }
+        },
+    );
+    // SAFETY: the ranges cover every image, and every value of an image is written.
+    let y = unsafe { assume_init(y) };
+    let stats = BatchStats {
+        mean: mean.iter().map(|&v| v as f32).collect(),
+        var: var.iter().map(|&v| v as f32).collect(),
+        count,
+        inv_std,
+        gamma: gamma.to_vec(),
+    };
+    Ok((y, stats))
+}
+
 /// Training-mode BN of (x, gamma, beta), followed by a ReLU where `relu` is set;
 /// `stats` receives what the pass measured.
 ///
@@ -109,7 +221,7 @@ fn total(parts: Vec<Vec<f64>>, c: usize) -> Vec<f64> {
 struct BatchNormTrain {
     eps: f64,
     relu: bool,
-    stats: Arc<Mutex<BatchStats>>,
+    stats: SharedStats,
 }
 
 impl CustomOp3 for BatchNormTrain {
@@ -126,75 +238,11 @@ impl CustomOp3 for BatchNormTrain {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (b, c, s) = dims(xl)?;
         let x = contiguous_f32(xs, xl, "batch norm")?;
         let gamma = contiguous_f32(gs, gl, "batch norm")?;
         let beta = contiguous_f32(bs, bl, "batch norm")?;
-        if gamma.len() != c || beta.len() != c {
-            candle_core::bail!("batch norm: {c} channels but {} scales", gamma.len())
-        }
-        let count = b * s;
-        if count == 0 {
-            candle_core::bail!("batch norm: empty batch")
-        }
-        let n = count as f64;
-        let mut y = uninit(x.len());
-        let per_image = c * s;
-        // Pass 1: the mean; then the variance around it (two passes, as Candle does:
-        // the one-pass formula loses digits when the mean is large).
-        let sums = map_image_chunks(b, x.len(), |images| {
-            channel_sums(c, s, images, x, x, |_| |v, _| v)
-        });
-        let mean: Vec<f64> = total(sums, c).iter().map(|v| v / n).collect();
-        let mean32: Vec<f32> = mean.iter().map(|&v| v as f32).collect();
-        let sq = map_image_chunks(b, x.len(), |images| {
-            channel_sums(c, s, images, x, x, |ch| {
-                let m = mean32[ch];
-                move |v, _| (v - m) * (v - m)
-            })
-        });
-        let var: Vec<f64> = total(sq, c).iter().map(|v| v / n).collect();
-        let inv_std: Vec<f32> = var
-            .iter()
-            .map(|v| (1.0 / (v + self.eps).sqrt()) as f32)
-            .collect();
-        // Pass 2: y = x * scale + shift per channel (then max(y, 0)).
-        let scale: Vec<f32> = (0..c).map(|ch| gamma[ch] * inv_std[ch]).collect();
-        let shift: Vec<f32> = (0..c)
-            .map(|ch| beta[ch] - mean[ch] as f32 * scale[ch])
-            .collect();
-        let floor = if self.relu { 0.0 } else { f32::NEG_INFINITY };
-        for_image_chunks(
-            b,
-            &mut y,
-            per_image,
-            || (),
-            |_, images, ys| {
-                let first = images.start;
-                for bi in images {
-                    for (ch, (&sc, &sh)) in scale.iter().zip(&shift).enumerate() {
-                        let start = (bi * c + ch) * s;
-                        let out = &mut ys[start - first * per_image..][..s];
-                        for (o, &v) in out.iter_mut().zip(&x[start..start + s]) {
-                            o.write(at_least(v * sc + sh, floor));
-                        }
-                    }
-                }
-            },
-        );
-        // SAFETY: the ranges cover every image, and every value of an image is written.
-        let y = unsafe { assume_init(y) };
-        let mut stats = self
-            .stats
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("batch norm: statistics lock poisoned".into()))?;
-        *stats = BatchStats {
-            mean: mean.iter().map(|&v| v as f32).collect(),
-            var: var.iter().map(|&v| v as f32).collect(),
-            count,
-            inv_std,
-            gamma: gamma.to_vec(),
-        };
+        let (y, stats) = normalize(x, dims(xl)?, gamma, beta, self.eps, self.relu, None)?;
+        self.stats.set(stats)?;
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
 
@@ -206,11 +254,7 @@ impl CustomOp3 for BatchNormTrain {
         res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let stats = self
-            .stats
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("batch norm: statistics lock poisoned".into()))?
-            .clone();
+        let stats = self.stats.get()?;
         let backward = BatchNormBackward {
             stats,
             relu: self.relu,
@@ -221,6 +265,59 @@ impl CustomOp3 for BatchNormTrain {
         let dgamma = all.narrow(0, n, c)?;
         let dbeta = all.narrow(0, n + c, c)?;
         Ok((Some(dx), Some(dgamma), Some(dbeta)))
+    }
+}
+
+/// Training-mode BN of (x, [gamma, beta]) plus a residual r, then a ReLU: the end of a
+/// residual block, `relu(bn(x) + r)`, in one op (an addition and a ReLU of their own
+/// were each a pass over the activations and a gradient for Candle to zero and add).
+/// gamma and beta come as one tensor because a custom op has at most three inputs.
+struct BatchNormAddRelu {
+    eps: f64,
+    stats: SharedStats,
+}
+
+impl CustomOp3 for BatchNormAddRelu {
+    fn name(&self) -> &'static str {
+        "batch-norm-add-relu-train"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ps: &CpuStorage,
+        pl: &Layout,
+        rs: &CpuStorage,
+        rl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(xs, xl, "batch norm")?;
+        let params = contiguous_f32(ps, pl, "batch norm")?;
+        let r = contiguous_f32(rs, rl, "batch norm")?;
+        let (gamma, beta) = params.split_at(params.len() / 2);
+        let (y, stats) = normalize(x, dims(xl)?, gamma, beta, self.eps, true, Some(r))?;
+        self.stats.set(stats)?;
+        Ok((CpuStorage::F32(y), xl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        params: &Tensor,
+        r: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let stats = self.stats.get()?;
+        // Through the ReLU: the residual's gradient, and the normalisation's.
+        let g = super::relu::masked(res, grad)?;
+        let backward = BatchNormBackward { stats, relu: false };
+        let all = x.apply_op3_no_bwd(res, &g, &backward)?;
+        let (n, c2) = (x.elem_count(), params.elem_count());
+        let dx = all.narrow(0, 0, n)?.reshape(x.shape())?;
+        // [dgamma, dbeta], in the order of `params`.
+        let dparams = all.narrow(0, n, c2)?;
+        Ok((Some(dx), Some(dparams), Some(g.reshape(r.shape())?)))
     }
 }
 
@@ -337,7 +434,7 @@ pub fn batch_norm_train(
     eps: f64,
     relu: bool,
 ) -> Result<(Tensor, BatchStats)> {
-    let stats = Arc::new(Mutex::new(BatchStats::default()));
+    let stats = SharedStats::default();
     let op = BatchNormTrain {
         eps,
         relu,
@@ -348,10 +445,36 @@ pub fn batch_norm_train(
         &beta.contiguous()?,
         Arc::new(Box::new(op)),
     )?;
-    let measured = stats
-        .lock()
-        .map_err(|_| candle_core::Error::Msg("batch norm: statistics lock poisoned".into()))?
-        .clone();
+    let measured = stats.get()?;
+    Ok((ys, measured))
+}
+
+/// Training-mode `relu(batch_norm(xs) + residual)`: the output, and what the pass
+/// measured. CPU and f32 only: the caller falls back to Candle elsewhere.
+pub fn batch_norm_add_relu_train(
+    xs: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    residual: &Tensor,
+    eps: f64,
+) -> Result<(Tensor, BatchStats)> {
+    if residual.shape() != xs.shape() {
+        candle_core::bail!(
+            "batch norm: input {:?} and residual {:?} differ",
+            xs.dims(),
+            residual.dims()
+        )
+    }
+    let stats = SharedStats::default();
+    let op = BatchNormAddRelu {
+        eps,
+        stats: stats.clone(),
+    };
+    let params = Tensor::cat(&[gamma, beta], 0)?;
+    let ys =
+        xs.contiguous()?
+            .apply_op3_arc(&params, &residual.contiguous()?, Arc::new(Box::new(op)))?;
+    let measured = stats.get()?;
     Ok((ys, measured))
 }
 
@@ -421,6 +544,75 @@ mod tests {
             assert!(rel_err(&mean, &want) < 1e-4, "{case}: mean");
             assert_eq!(stats.count, dims[0] * dims[2..].iter().product::<usize>());
         }
+    }
+
+    /// The end of a residual block, relu(bn(x) + r), against Candle's operations:
+    /// output, the gradients of x, gamma, beta and the residual, and the statistics.
+    #[test]
+    fn the_residual_end_matches_candles_operations() {
+        let dev = Device::Cpu;
+        for dims in [vec![8, 5], vec![3, 16, 5, 5], vec![16, 64, 7, 7]] {
+            let c = dims[1];
+            let var = |mean: f32| {
+                let t = Tensor::randn(mean, 1.0, dims.as_slice(), &dev).unwrap();
+                Var::from_tensor(&t).unwrap()
+            };
+            let (x, r) = (var(3.0), var(0.0));
+            let gamma = Var::from_tensor(&Tensor::randn(1f32, 0.5, c, &dev).unwrap()).unwrap();
+            let beta = Var::from_tensor(&Tensor::randn(0f32, 0.5, c, &dev).unwrap()).unwrap();
+            let (ours, stats) = batch_norm_add_relu_train(
+                x.as_tensor(),
+                gamma.as_tensor(),
+                beta.as_tensor(),
+                r.as_tensor(),
+                1e-5,
+            )
+            .unwrap();
+            let (plain, plain_stats) = batch_norm_train(
+                x.as_tensor(),
+                gamma.as_tensor(),
+                beta.as_tensor(),
+                1e-5,
+                false,
+            )
+            .unwrap();
+            let bn = candle_nn::BatchNorm::new(
+                c,
+                Tensor::zeros(c, DType::F32, &dev).unwrap(),
+                Tensor::ones(c, DType::F32, &dev).unwrap(),
+                gamma.as_tensor().clone(),
+                beta.as_tensor().clone(),
+                1e-5,
+            )
+            .unwrap();
+            let theirs = (bn.forward_t(x.as_tensor(), true).unwrap() + r.as_tensor())
+                .unwrap()
+                .relu()
+                .unwrap();
+            let case = format!("{dims:?}");
+            assert!(rel_err(&ours, &theirs) < 1e-4, "{case}: forward");
+            let want = (plain + r.as_tensor()).unwrap().relu().unwrap();
+            assert!(rel_err(&ours, &want) < 1e-6, "{case}: forward against ours");
+            assert_eq!(stats.mean, plain_stats.mean, "{case}: statistics");
+            assert_grads_match(
+                &ours,
+                &theirs,
+                &[
+                    (&x, "input"),
+                    (&gamma, "gamma"),
+                    (&beta, "beta"),
+                    (&r, "residual"),
+                ],
+                &case,
+            );
+        }
+        let dev = Device::Cpu;
+        let (x, g) = (
+            Tensor::zeros((2, 3, 4), DType::F32, &dev).unwrap(),
+            Tensor::ones(3, DType::F32, &dev).unwrap(),
+        );
+        let short = Tensor::zeros((2, 3, 3), DType::F32, &dev).unwrap();
+        assert!(batch_norm_add_relu_train(&x, &g, &g, &short, 1e-5).is_err());
     }
 
     #[test]

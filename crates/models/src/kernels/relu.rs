@@ -10,7 +10,7 @@ use super::{assume_init, at_least, contiguous_f32, for_parts, runs_here, uninit}
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
 /// Where the output was positive, the gradient; elsewhere 0.
-fn masked(res: &Tensor, grad: &Tensor) -> Result<Tensor> {
+pub(super) fn masked(res: &Tensor, grad: &Tensor) -> Result<Tensor> {
     res.apply_op2_no_bwd(&grad.contiguous()?, &MaskBackward)
 }
 
