@@ -168,27 +168,35 @@ pub fn same_conv<E: Store>(
     assert_eq!(kernel.taps, c * k * k, "kernel and window differ");
     assert_eq!(y.len(), o * h * w, "output of the wrong size");
     scratch.load(win, &p, x, o);
-    let mut packed = kernel.values.as_slice();
-    for o0 in (0..o).step_by(NR) {
-        let nr = NR.min(o - o0);
-        let (panel, rest) = packed.split_at(nr * kernel.taps);
-        packed = rest;
-        let out = &mut scratch.wide[o0 * p.wide..(o0 + nr) * p.wide];
-        for q0 in (0..p.wide).step_by(MR) {
-            // SAFETY: AVX2 and FMA are present (`applies`, asserted above); the loads at
-            // `offsets[t] + q0 + 0..MR` are within `padded` (asserted in `Scratch::new`
-            // for reads up to offset + p.wide, and q0 + MR <= p.wide; `load` asserted
-            // that the scratch is this window's); the panel holds taps * nr weights; the stores at
-            // `j * p.wide + q0 + 0..MR`, j < nr, are within `out`.
-            unsafe {
-                microkernel(
-                    nr,
-                    scratch.padded.as_ptr().add(q0),
-                    &scratch.offsets,
-                    panel,
-                    out.as_mut_ptr().add(q0),
-                    p.wide,
-                )
+    // The taps go in passes of TAPS_PER_PASS, each adding to the output: a tile's
+    // image rows and weights for one pass stay in L1 (all 576 taps of 64 channels did
+    // not, and the kernel ran at three quarters of its speed at width 64).
+    for k0 in (0..kernel.taps).step_by(TAPS_PER_PASS) {
+        let k1 = (k0 + TAPS_PER_PASS).min(kernel.taps);
+        let mut packed = kernel.values.as_slice();
+        for o0 in (0..o).step_by(NR) {
+            let nr = NR.min(o - o0);
+            let (panel, rest) = packed.split_at(nr * kernel.taps);
+            packed = rest;
+            let out = &mut scratch.wide[o0 * p.wide..(o0 + nr) * p.wide];
+            for q0 in (0..p.wide).step_by(MR) {
+                // SAFETY: AVX2 and FMA are present (`applies`, asserted above); the loads
+                // at `offsets[t] + q0 + 0..MR` are within `padded` (asserted in
+                // `Scratch::new` for reads up to offset + p.wide, q0 + MR <= p.wide, and
+                // `load` asserted that the scratch is this window's); the panel's taps
+                // k0..k1 hold (k1 - k0) * nr weights; the loads and stores at
+                // `j * p.wide + q0 + 0..MR`, j < nr, are within `out`.
+                unsafe {
+                    microkernel(
+                        nr,
+                        scratch.padded.as_ptr().add(q0),
+                        &scratch.offsets[k0..k1],
+                        &panel[k0 * nr..k1 * nr],
+                        out.as_mut_ptr().add(q0),
+                        p.wide,
+                        k0 > 0,
+                    )
+                }
             }
         }
     }
@@ -250,29 +258,41 @@ pub fn same_conv_weight_grad(
         }
     }
     for o0 in (0..o).step_by(GU) {
-        for t0 in (0..taps).step_by(GT) {
-            let nt = GT.min(taps - t0);
-            // SAFETY: AVX2 and FMA are present (`applies`, asserted above); the reads at
-            // `offsets[t] + 0..p.wide` are within `padded` (asserted in `Scratch::new`, and
-            // `load` asserted that the scratch is this window's) and those at
-            // `q * o + o0 + 0..GU`, q < p.wide, within `wide` (its length, asserted
-            // above, and o0 + GU <= o as o is a multiple of GU); the read-modify-writes
-            // at `(t0 + t) * o + o0 + 0..GU`, t < nt, are within `dw_t` (its length,
-            // asserted above).
-            unsafe {
-                grad_microkernel(
-                    nt,
-                    scratch.padded.as_ptr(),
-                    &scratch.offsets[t0..t0 + nt],
-                    scratch.wide.as_ptr().add(o0),
-                    o,
-                    p.wide,
-                    dw_t.as_mut_ptr().add(t0 * o + o0),
-                )
+        for q0 in (0..p.wide).step_by(POSITIONS_PER_PASS) {
+            let len = POSITIONS_PER_PASS.min(p.wide - q0);
+            for t0 in (0..taps).step_by(GT) {
+                let nt = GT.min(taps - t0);
+                // SAFETY: AVX2 and FMA are present (`applies`, asserted above); the reads
+                // at `offsets[t] + q0 + 0..len` are within `padded` (asserted in
+                // `Scratch::new` for reads up to offset + p.wide, q0 + len <= p.wide, and
+                // `load` asserted that the scratch is this window's) and those at
+                // `q * o + o0 + 0..GU`, q < p.wide, within `wide` (its length, asserted
+                // above, and o0 + GU <= o as o is a multiple of GU); the read-modify-
+                // writes at `(t0 + t) * o + o0 + 0..GU`, t < nt, are within `dw_t` (its
+                // length, asserted above).
+                unsafe {
+                    grad_microkernel(
+                        nt,
+                        scratch.padded.as_ptr().add(q0),
+                        &scratch.offsets[t0..t0 + nt],
+                        scratch.wide.as_ptr().add(q0 * o + o0),
+                        o,
+                        len,
+                        dw_t.as_mut_ptr().add(t0 * o + o0),
+                    )
+                }
             }
         }
     }
 }
+
+/// Taps per pass of the forward kernel: 16 channels of a 3x3 kernel, about 6 KB of image
+/// rows and 3.5 KB of weights per tile.
+const TAPS_PER_PASS: usize = 144;
+
+/// Output positions per pass of the gradient kernel: 128 rows of dY^T, 8 KB for 16
+/// channels, stay in L1 while every tap goes past them.
+const POSITIONS_PER_PASS: usize = 128;
 
 /// Taps and output channels per gradient microkernel call: 6 x 16 sums in twelve
 /// registers, six broadcasts of the image and two loads of dY^T per step.
@@ -382,32 +402,41 @@ unsafe fn microkernel(
     b: &[f32],
     out: *mut f32,
     out_stride: usize,
+    add: bool,
 ) {
     // SAFETY: forwarded from the caller.
     unsafe {
         match nr {
-            6 => tile::<6>(a, offsets, b, out, out_stride),
-            5 => tile::<5>(a, offsets, b, out, out_stride),
-            4 => tile::<4>(a, offsets, b, out, out_stride),
-            3 => tile::<3>(a, offsets, b, out, out_stride),
-            2 => tile::<2>(a, offsets, b, out, out_stride),
-            _ => tile::<1>(a, offsets, b, out, out_stride),
+            6 => tile::<6>(a, offsets, b, out, out_stride, add),
+            5 => tile::<5>(a, offsets, b, out, out_stride, add),
+            4 => tile::<4>(a, offsets, b, out, out_stride, add),
+            3 => tile::<3>(a, offsets, b, out, out_stride, add),
+            2 => tile::<2>(a, offsets, b, out, out_stride, add),
+            _ => tile::<1>(a, offsets, b, out, out_stride, add),
         }
     }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-unsafe fn microkernel(_: usize, _: *const f32, _: &[usize], _: &[f32], _: *mut f32, _: usize) {
+unsafe fn microkernel(
+    _: usize,
+    _: *const f32,
+    _: &[usize],
+    _: &[f32],
+    _: *mut f32,
+    _: usize,
+    _: bool,
+) {
     unreachable!("same_conv applies only on x86_64 with AVX2")
 }
 
-/// out[j * out_stride + i] = sum over taps t of a[offsets[t] + i] * b[t * N + j], for
-/// i < MR and j < N.
+/// out[j * out_stride + i] = sum over taps t of a[offsets[t] + i] * b[t * N + j] (added
+/// to what `out` holds if `add`), for i < MR and j < N.
 ///
 /// # Safety
 /// The CPU has AVX2 and FMA; `a + offsets[t] + i` is readable for every t and i < MR;
-/// `b` holds `offsets.len() * N` values; `out + j * out_stride + i` is writable for
-/// j < N, i < MR.
+/// `b` holds `offsets.len() * N` values; `out + j * out_stride + i` is writable (and
+/// readable if `add`) for j < N, i < MR.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tile<const N: usize>(
@@ -416,6 +445,7 @@ unsafe fn tile<const N: usize>(
     b: &[f32],
     out: *mut f32,
     out_stride: usize,
+    add: bool,
 ) {
     use std::arch::x86_64::*;
     debug_assert!(b.len() >= offsets.len() * N);
@@ -431,10 +461,16 @@ unsafe fn tile<const N: usize>(
         }
     }
     for j in 0..N {
-        // SAFETY: writable per the contract.
+        // SAFETY: writable, and readable when adding, per the contract.
         unsafe {
-            _mm256_storeu_ps(out.add(j * out_stride), lo[j]);
-            _mm256_storeu_ps(out.add(j * out_stride + 8), hi[j]);
+            let dst = out.add(j * out_stride);
+            let (mut l, mut h) = (lo[j], hi[j]);
+            if add {
+                l = _mm256_add_ps(_mm256_loadu_ps(dst), l);
+                h = _mm256_add_ps(_mm256_loadu_ps(dst.add(8)), h);
+            }
+            _mm256_storeu_ps(dst, l);
+            _mm256_storeu_ps(dst.add(8), h);
         }
     }
 }
