@@ -133,10 +133,17 @@ pub(super) fn map_image_chunks<T: Send>(
     values: usize,
     f: impl Fn(Range<usize>) -> T + Sync,
 ) -> Vec<T> {
+    // Below the parallel size, one task: the sums come out as one pass over the batch
+    // gives them, as before tasks existed (an MLP's batch norm, whose training results
+    // stay those of earlier versions). The choice depends on sizes only, never on the
+    // thread count.
+    if values < PARALLEL_MIN_VALUES {
+        return vec![f(0..images)];
+    }
     let tasks = images.div_ceil(IMAGES_PER_TASK).max(1);
     run_tasks(
         tasks,
-        values >= PARALLEL_MIN_VALUES,
+        true,
         || (),
         |_, i| f(i * IMAGES_PER_TASK..((i + 1) * IMAGES_PER_TASK).min(images)),
     )
