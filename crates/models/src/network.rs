@@ -158,6 +158,74 @@ mod tests {
         assert!(net.forward_probe(&xs, false, &mut Probe::lesion(3)).is_ok());
     }
 
+    /// The whole training pass on our f32 kernels against Candle's own operations, which
+    /// the layers use in f64: logits and every parameter gradient, plain and residual,
+    /// conv and MLP. Each kernel is tested alone; this checks how they compose.
+    #[test]
+    fn our_kernels_train_like_candles_operations() {
+        use crate::seeded_init::seeded_var_builder_with_dtype;
+        // Width 16: every stage has whole groups of 16 channels, so the direct kernels
+        // take all three products of every 3x3 stride-1 convolution.
+        let wide = |family| match cifar(family, false) {
+            Architecture::Cifar(c) => Architecture::Cifar(CifarConfig { width: 16, ..c }),
+            other => other,
+        };
+        for (arch, dims) in [
+            (wide(Family::Plain), vec![4, 1, 12, 12]),
+            (wide(Family::Residual), vec![4, 1, 12, 12]),
+            (mlp(Family::Residual, false), vec![7, 36]),
+        ] {
+            let xs = Tensor::randn(0f32, 1.0, dims.as_slice(), &Device::Cpu).unwrap();
+            let weights = Tensor::randn(0f32, 1.0, (dims[0], 10), &Device::Cpu).unwrap();
+            let run = |dtype: DType| {
+                let varmap = VarMap::new();
+                let vb = seeded_var_builder_with_dtype(&varmap, 4, dtype, &Device::Cpu);
+                let net = arch.build(vb).unwrap();
+                let logits = net.forward_t(&xs.to_dtype(dtype).unwrap(), true).unwrap();
+                let loss = (&logits * weights.to_dtype(dtype).unwrap()).unwrap();
+                let grads = loss.sum_all().unwrap().backward().unwrap();
+                let data = varmap.data().lock().unwrap();
+                let mut by_name: Vec<(String, Tensor)> = data
+                    .iter()
+                    .filter_map(|(n, v)| grads.get(v).map(|g| (n.clone(), g.clone())))
+                    .collect();
+                by_name.sort_by(|a, b| a.0.cmp(&b.0));
+                (logits, by_name)
+            };
+            let (ours, our_grads) = run(DType::F32);
+            let (theirs, their_grads) = run(DType::F64);
+            let case = format!("{arch:?}");
+            let theirs = theirs.to_dtype(DType::F32).unwrap();
+            let scale = theirs
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(
+                max_abs_diff(&ours, &theirs) <= 1e-3 * scale.max(1.0),
+                "{case}: logits"
+            );
+            assert_eq!(our_grads.len(), their_grads.len(), "{case}");
+            for ((name, a), (_, b)) in our_grads.iter().zip(&their_grads) {
+                let b = b.to_dtype(DType::F32).unwrap();
+                let scale = b
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                let diff = max_abs_diff(a, &b);
+                assert!(
+                    diff <= 2e-3 * scale.max(1e-3),
+                    "{case}: {name}: {diff} of {scale}"
+                );
+            }
+        }
+    }
+
     /// Training without a probe fuses each ReLU into its batch norm; recording keeps
     /// them apart. Both must give the same logits and the same gradients, for every
     /// kind of block.
