@@ -169,11 +169,11 @@ fn normalize(
         .iter()
         .map(|v| (1.0 / (v + eps).sqrt()) as f32)
         .collect();
-    // Pass 2: y = x * scale + shift per channel (then max(y, 0)).
+    // Pass 2: y = (x - mean) * scale + beta per channel (then max(y, 0)). Not
+    // x * scale + (beta - mean * scale): when the mean is large against the spread, that
+    // cancels digits in every output (a deep plain MLP's pre-BN values are such), and
+    // the noise moved its training away from Candle's.
     let scale: Vec<f32> = (0..c).map(|ch| gamma[ch] * inv_std[ch]).collect();
-    let shift: Vec<f32> = (0..c)
-        .map(|ch| beta[ch] - mean[ch] as f32 * scale[ch])
-        .collect();
     let floor = if relu { 0.0 } else { f32::NEG_INFINITY };
     for_image_chunks(
         b,
@@ -183,17 +183,17 @@ fn normalize(
         |_, images, ys| {
             let first = images.start;
             for bi in images {
-                for (ch, (&sc, &sh)) in scale.iter().zip(&shift).enumerate() {
+                for (ch, ((&sc, &sh), &m)) in scale.iter().zip(beta).zip(&mean32).enumerate() {
                     let start = (bi * c + ch) * s;
                     let out = &mut ys[start - first * per_image..][..s];
                     let xs = &x[start..start + s];
                     if let Some(r) = residual {
                         for ((o, &v), &r) in out.iter_mut().zip(xs).zip(&r[start..start + s]) {
-                            o.write(at_least(v * sc + sh + r, floor));
+                            o.write(at_least((v - m) * sc + sh + r, floor));
                         }
                     } else {
                         for (o, &v) in out.iter_mut().zip(xs) {
-                            o.write(at_least(v * sc + sh, floor));
+                            o.write(at_least((v - m) * sc + sh, floor));
                         }
                     }
                 }
@@ -382,13 +382,14 @@ impl CustomOp3 for BatchNormBackward {
         let (sum_dy, sum_dy_xhat) = sums.split_at(c);
         let n = st.count as f64;
         // Pass 2: dx = gamma * inv_std * (dy - mean(dy) - xhat * mean(dy * xhat)),
-        // written as a * dy + k * x + off per channel.
-        let coef: Vec<(f32, f32, f32)> = (0..c)
+        // written as a * dy + k * (x - mean) + off per channel (x - mean first, as in
+        // the forward pass: folding the mean into `off` cancels digits).
+        let coef: Vec<(f32, f32, f32, f32)> = (0..c)
             .map(|ch| {
                 let a = st.gamma[ch] as f64 * st.inv_std[ch] as f64;
                 let k = -a * st.inv_std[ch] as f64 * sum_dy_xhat[ch] / n;
-                let off = -a * sum_dy[ch] / n - k * st.mean[ch] as f64;
-                (a as f32, k as f32, off as f32)
+                let off = -a * sum_dy[ch] / n;
+                (a as f32, k as f32, off as f32, st.mean[ch])
             })
             .collect();
         for_image_chunks(
@@ -399,7 +400,7 @@ impl CustomOp3 for BatchNormBackward {
             |_, images, dxs| {
                 let first = images.start;
                 for bi in images {
-                    for (ch, &(a, k, off)) in coef.iter().enumerate() {
+                    for (ch, &(a, k, off, m)) in coef.iter().enumerate() {
                         let start = (bi * c + ch) * s;
                         let out = &mut dxs[start - first * per_image..][..s];
                         for ((o, &v), &g) in out
@@ -407,7 +408,7 @@ impl CustomOp3 for BatchNormBackward {
                             .zip(&x[start..start + s])
                             .zip(&dy[start..start + s])
                         {
-                            o.write(a * g + k * v + off);
+                            o.write(a * g + k * (v - m) + off);
                         }
                     }
                 }
@@ -613,6 +614,65 @@ mod tests {
         );
         let short = Tensor::zeros((2, 3, 3), DType::F32, &dev).unwrap();
         assert!(batch_norm_add_relu_train(&x, &g, &g, &short, 1e-5).is_err());
+    }
+
+    /// A mean far from zero against the spread (as a deep plain MLP's pre-BN values have)
+    /// costs no digits, forward or backward: values 4096 + d with exact sums, against the
+    /// definition in f64. Folding the mean into a shift (x * scale + (beta - mean *
+    /// scale)) was off by 2e-4 here.
+    #[test]
+    fn a_large_mean_costs_no_digits() {
+        let dev = Device::Cpu;
+        let (b, c) = (8usize, 2usize);
+        let d = |i: usize| (i as f64 - 3.5) * 0.5 * (1.0 + (i % c) as f64);
+        let xs: Vec<f32> = (0..b * c)
+            .map(|i| (4096.0 + d(i / c + i % c)) as f32)
+            .collect();
+        let dys: Vec<f64> = (0..b * c).map(|i| (i as f64 * 0.37).sin()).collect();
+        let (gamma, beta) = ([1.3f32, 0.7], [0.2f32, -0.4]);
+        let x = Var::from_tensor(&Tensor::from_vec(xs.clone(), (b, c), &dev).unwrap()).unwrap();
+        let g = Tensor::new(&gamma, &dev).unwrap();
+        let bt = Tensor::new(&beta, &dev).unwrap();
+        let (y, _) = batch_norm_train(x.as_tensor(), &g, &bt, 1e-5, false).unwrap();
+        let dy: Vec<f32> = dys.iter().map(|&v| v as f32).collect();
+        let dy_t = Tensor::from_vec(dy, (b, c), &dev).unwrap();
+        let grads = (&y * &dy_t).unwrap().sum_all().unwrap().backward().unwrap();
+        let (y, dx) = (
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            grads
+                .get(&x)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap(),
+        );
+        for ch in 0..c {
+            let col = |v: &[f64]| (0..b).map(|i| v[i * c + ch]).collect::<Vec<f64>>();
+            let xc = col(&xs.iter().map(|&v| v as f64).collect::<Vec<_>>());
+            let dyc = col(&dys);
+            let n = b as f64;
+            let mean = xc.iter().sum::<f64>() / n;
+            let var = xc.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+            let inv_std = 1.0 / (var + 1e-5).sqrt();
+            let xhat: Vec<f64> = xc.iter().map(|v| (v - mean) * inv_std).collect();
+            let mean_dy = dyc.iter().sum::<f64>() / n;
+            let mean_dy_xhat = dyc.iter().zip(&xhat).map(|(g, h)| g * h).sum::<f64>() / n;
+            for i in 0..b {
+                let want_y = xhat[i] * gamma[ch] as f64 + beta[ch] as f64;
+                let want_dx =
+                    gamma[ch] as f64 * inv_std * (dyc[i] - mean_dy - xhat[i] * mean_dy_xhat);
+                let (got_y, got_dx) = (y[i * c + ch] as f64, dx[i * c + ch] as f64);
+                assert!(
+                    (got_y - want_y).abs() < 1e-5,
+                    "y[{i}, {ch}] = {got_y}, want {want_y}"
+                );
+                assert!(
+                    (got_dx - want_dx).abs() < 1e-5,
+                    "dx[{i}, {ch}] = {got_dx}, want {want_dx}"
+                );
+            }
+        }
     }
 
     #[test]
