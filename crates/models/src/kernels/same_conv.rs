@@ -89,7 +89,6 @@ pub struct PackedKernel {
     values: Vec<f32>,
     out_channels: usize,
     taps: usize,
-    panel: usize,
 }
 
 impl PackedKernel {
@@ -111,7 +110,6 @@ impl PackedKernel {
             values,
             out_channels,
             taps,
-            panel,
         }
     }
 }
@@ -124,15 +122,17 @@ fn channel_tiles_apply(o: usize) -> bool {
     o.is_multiple_of(CHANNEL_TILE)
 }
 
-/// Per-thread working memory for one window: the zero-padded image, the output along
-/// padded rows, and where each tap reads. The padding's zeros are written once; every
-/// image overwrites only the interior.
+/// Per-thread working memory for one window: the zero-padded image, the sums (along
+/// padded rows for the position tiles; position-major, (h * w, o), for the channel
+/// tiles and for dY^T in the kernel gradient), and where each tap reads. The padding's
+/// zeros are written once; every image overwrites only the interior.
 pub struct Scratch {
     window: Window,
     padded: Vec<f32>,
     wide: Vec<f32>,
     /// Per tap (c, ky, kx), in the kernel's order: the input under output position q
-    /// (counted along padded rows) is `padded[offset + q]`.
+    /// (counted along padded rows: (y, x) is q = y * row + x < wide) is
+    /// `padded[offset + q]`.
     offsets: Vec<usize>,
 }
 
@@ -212,7 +212,7 @@ pub fn same_conv<E: Store>(
     assert_eq!(kernel.taps, c * k * k, "kernel and window differ");
     assert_eq!(y.len(), o * h * w, "output of the wrong size");
     scratch.load(win, &p, x, o);
-    if kernel.panel == CHANNEL_TILE {
+    if channel_tiles_apply(o) {
         channel_tiles(win, &p, kernel, y, scratch);
     } else {
         position_tiles(win, &p, kernel, y, scratch);
@@ -233,12 +233,8 @@ fn channel_tiles<E: Store>(
     scratch: &mut Scratch,
 ) {
     let (hw, o) = (win.h * win.w, kernel.out_channels);
+    // Each position's q along the padded rows: y * row + x < h * row <= p.wide.
     let starts: Vec<usize> = (0..hw).map(|q| (q / win.w) * p.row + q % win.w).collect();
-    // Every read, at start + offset, is within `padded`: the last position's start plus
-    // the last tap's offset is the last interior value of the last plane, plus pad.
-    let last = starts.last().copied().unwrap_or(0) + scratch.offsets.last().copied().unwrap_or(0);
-    assert!(last < scratch.padded.len(), "padded image too short");
-    assert!(scratch.wide.len() >= hw * o, "scratch for other channels");
     // Passes over the taps, as in `position_tiles`.
     for k0 in (0..kernel.taps).step_by(TAPS_PER_PASS) {
         let k1 = (k0 + TAPS_PER_PASS).min(kernel.taps);
@@ -250,10 +246,12 @@ fn channel_tiles<E: Store>(
             let weights = &panel[k0 * CHANNEL_TILE..k1 * CHANNEL_TILE];
             for (q0, nq) in balanced_tiles(hw, NR) {
                 // SAFETY: AVX2 and FMA are present (`applies`, asserted by the caller);
-                // the reads at `starts[q] + offsets[t]` are within `padded` (asserted
-                // above: starts and offsets are increasing); `weights` holds 16 values
-                // per tap; the writes at `(q0 + j) * o + o0 + 0..16`, j < nq, are within
-                // `wide` (asserted above, o0 + 16 <= o).
+                // the reads at `starts[q] + offsets[t]` are within `padded` (starts are
+                // below p.wide, and `Scratch::new` asserted reads up to offset + p.wide;
+                // `load` asserted that the scratch is this window's); `weights` holds 16
+                // values per tap; the writes at `(q0 + j) * o + o0 + 0..16`, j < nq, are
+                // within `wide` (`load` asserted its o * p.wide values, hw <= p.wide,
+                // o0 + 16 <= o).
                 unsafe {
                     for_size!(
                         nq,
@@ -386,7 +384,6 @@ pub fn same_conv_weight_grad(
     // by channel, each write pass re-fetched the whole buffer from L2: 3 % of a training
     // step).
     let hw = h * w;
-    assert!(scratch.wide.len() >= hw * o, "scratch for other channels");
     for (q, cell) in scratch.wide[..hw * o].chunks_exact_mut(o).enumerate() {
         for (d, plane) in cell.iter_mut().zip(dy.chunks_exact(hw)) {
             *d = plane[q];
@@ -394,10 +391,6 @@ pub fn same_conv_weight_grad(
     }
     // Whole output rows per pass, about POSITIONS_PER_PASS positions.
     let rows_per_pass = (POSITIONS_PER_PASS / w).max(1);
-    // Every read is within `padded`: the last row's last position plus the last tap's
-    // offset is the last interior value of the last plane, plus pad.
-    let last = (h - 1) * p.row + w - 1 + scratch.offsets.last().copied().unwrap_or(0);
-    assert!(last < scratch.padded.len(), "padded image too short");
     for o0 in (0..o).step_by(GU) {
         for y0 in (0..h).step_by(rows_per_pass) {
             let rows = rows_per_pass.min(h - y0);
@@ -405,8 +398,10 @@ pub fn same_conv_weight_grad(
                 let nt = GT.min(taps - t0);
                 // SAFETY: AVX2 and FMA are present (`applies`, asserted above); the reads
                 // at `offsets[t] + y * p.row + x`, y < h, x < w, are within `padded`
-                // (asserted above) and those at `(y * w + x) * o + o0 + 0..GU` within
-                // `wide` (asserted above, and o0 + GU <= o as o is a multiple of GU); the
+                // (y * p.row + x < p.wide, and `Scratch::new` asserted reads up to offset
+                // + p.wide; `load` asserted that the scratch is this window's) and those
+                // at `(y * w + x) * o + o0 + 0..GU` within the h * w * o values of `wide`
+                // written above (o0 + GU <= o as o is a multiple of GU); the
                 // read-modify-writes at `(t0 + t) * o + o0 + 0..GU`, t < nt, are within
                 // `dw_t` (its length, asserted above).
                 unsafe {
@@ -624,9 +619,6 @@ mod tests {
     use super::*;
     use crate::kernels::im2col::im2col;
 
-    /// Against im2col + the products by definition, forward and kernel gradient, for the
-    /// kernel sizes and channel counts the nets use and for every tail (1 to 6 output
-    /// channels forward, 1 to 6 taps for the gradient).
     #[test]
     fn balanced_tiles_cover_everything_once_in_near_equal_sizes() {
         for n in 0..100 {
@@ -646,6 +638,9 @@ mod tests {
         assert_eq!(balanced_tiles(49, 6).filter(|t| t.1 == 6).count(), 4);
     }
 
+    /// Against im2col + the products by definition, forward and kernel gradient, for the
+    /// kernel sizes and channel counts the nets use and for every tail (1 to 6 output
+    /// channels forward, 1 to 6 taps for the gradient).
     #[test]
     fn matches_the_column_matrix_product() {
         if !has_avx2_fma() {
@@ -677,7 +672,6 @@ mod tests {
             (2, 16, 5, 7, 5),
             (17, 48, 7, 7, 3),
         ] {
-            let side = h;
             let win = Window {
                 channels: c,
                 h,
@@ -709,7 +703,9 @@ mod tests {
             for (i, (a, b)) in y.iter().zip(&want).enumerate() {
                 assert!(
                     (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
-                    "c {c} o {o} side {side} k {k}: y[{i}] = {a}, want {b}"
+                    "c {c} o {o} {}x{} k {k}: y[{i}] = {a}, want {b}",
+                    win.h,
+                    win.w
                 );
             }
             if !weight_grad_applies(&win, o) {
@@ -730,7 +726,9 @@ mod tests {
                         .sum::<f32>();
                 assert!(
                     (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
-                    "c {c} o {o} side {side} k {k}: dw_t[{i}] = {got}, want {want}"
+                    "c {c} o {o} {}x{} k {k}: dw_t[{i}] = {got}, want {want}",
+                    win.h,
+                    win.w
                 );
             }
         }
