@@ -6,6 +6,7 @@
 
 mod device;
 mod error;
+pub mod memory;
 mod plan;
 mod run_config;
 mod spec;
@@ -17,7 +18,7 @@ pub use plan::{
     load_experiment, parse_experiment, Diagnostics, Experiment, ReportSettings, SlurmSettings,
 };
 pub use run_config::{
-    Augment, DatasetName, Family, ModelArch, Normalize, RunConfig, Schedule, Shortcut, TrainConfig,
-    Warmup, WARMUP_WINDOW,
+    batch_lengths, batches_per_epoch, Augment, DatasetName, Family, ModelArch, Normalize,
+    RunConfig, Schedule, Shortcut, TrainConfig, Warmup, MIN_BATCH, WARMUP_WINDOW,
 };
 pub use validate::depth_problem;

@@ -397,13 +397,13 @@ train:
     fn step_schedule_parses() {
         let e = parse(&GOOD.replace(
             "schedule: cosine",
-            "schedule:\n    step: {milestones: [2, 3], gamma: 0.1}",
+            "schedule:\n    step: {milestones: [1, 2], gamma: 0.1}",
         ))
         .unwrap();
         assert_eq!(
             e.runs[0].train.schedule,
             crate::Schedule::Step {
-                milestones: vec![2, 3],
+                milestones: vec![1, 2],
                 gamma: 0.1
             }
         );
@@ -476,6 +476,7 @@ train:
             ("width: 16", "width: 0", "`model.width`"),
             ("epochs: 3", "epochs: 0", "`train.epochs`"),
             ("batch_size: 32", "batch_size: 0", "`train.batch_size`"),
+            ("batch_size: 32", "batch_size: 1", "`train.batch_size`"),
             ("lr: 0.1", "lr: -0.1", "`train.lr`"),
             ("lr: 0.1", "lr: 0", "`train.lr`"),
             ("lr: 0.1", "lr: .nan", "`train.lr`"),
@@ -488,6 +489,11 @@ train:
             (
                 "schedule: cosine",
                 "schedule:\n    step: {milestones: [5], gamma: 0.1}",
+                "`train.schedule.step.milestones`",
+            ),
+            (
+                "schedule: cosine",
+                "schedule:\n    step: {milestones: [3], gamma: 0.1}",
                 "`train.schedule.step.milestones`",
             ),
             (
@@ -573,6 +579,15 @@ train:
     }
 
     #[test]
+    fn zero_init_residual_is_optional_and_off_by_default() {
+        let without = parse(&CONV.replace("  zero_init_residual: false\n", "")).unwrap();
+        let with_false = parse(CONV).unwrap();
+        assert!(without.runs.iter().all(|r| !r.zero_init_residual));
+        let hashes = |e: &Experiment| e.runs.iter().map(|r| r.hash()).collect::<Vec<_>>();
+        assert_eq!(hashes(&without), hashes(&with_false));
+    }
+
+    #[test]
     fn the_conv_experiment_validates() {
         let e = parse(include_str!("../../../experiments/fashion-conv.yaml")).unwrap();
         assert!(e.runs.iter().all(|r| r.arch == crate::ModelArch::Cifar));
@@ -622,6 +637,12 @@ train:
             ("seeds: [0]", "seeds: [0]\ndevice: gpu", "`device`", "cpu, cuda or cuda:N"),
             ("seeds: [0]", "seeds: [0]\nexclude: [plain-110]", "`exclude[0]`", "not a run of this grid"),
             ("seeds: [0]", "seeds: [0]\nexclude: [plain56]", "`exclude[0]`", "family-depth"),
+            (
+                "seeds: [0]",
+                "seeds: [0]\nexclude: [plain-20, plain-56, residual-20, residual-56]",
+                "`exclude`",
+                "leaves no run",
+            ),
             (
                 "  weight_decay: 0.0001\n",
                 "  weight_decay: 0.0001\n  warmup: {lr: 0.01}\n",

@@ -142,9 +142,10 @@ pub enum Schedule {
     Constant,
     /// Cosine annealing from the base lr to zero over all iterations.
     Cosine,
-    /// Multiply the lr by `gamma` at each milestone: at the start of each listed epoch
-    /// (1-based, like PyTorch's MultiStepLR stepped once per epoch), or once the listed
-    /// number of iterations is done (the paper: 32000 and 48000).
+    /// Multiply the lr by `gamma` at each milestone m, once m epochs (or, for a run
+    /// given in iterations, m iterations: the paper's 32000 and 48000) are done. This is
+    /// PyTorch's `MultiStepLR` stepped once per epoch (or per iteration): with milestone
+    /// 2, epochs 1 and 2 train at the base lr and epoch 3 at `gamma` times it.
     Step {
         milestones: Vec<usize>,
         gamma: f64,
@@ -171,6 +172,26 @@ pub struct TrainConfig {
     pub iterations: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warmup: Option<Warmup>,
+}
+
+/// The smallest mini-batch a step trains on: batch norm needs two examples for a
+/// variance.
+pub const MIN_BATCH: usize = 2;
+
+/// The lengths of one epoch's mini-batches over `n` examples: `batch_size` each, the last
+/// one what remains, dropped if shorter than `MIN_BATCH`. The one rule for how an epoch is
+/// cut: the trainer's batches and every count of them come from here.
+pub fn batch_lengths(n: usize, batch_size: usize) -> impl Iterator<Item = usize> {
+    let size = batch_size.max(1);
+    (0..n)
+        .step_by(size)
+        .map(move |start| (n - start).min(size))
+        .filter(|&len| len >= MIN_BATCH)
+}
+
+/// How many mini-batches an epoch over `n` examples has.
+pub fn batches_per_epoch(n: usize, batch_size: usize) -> usize {
+    batch_lengths(n, batch_size).count()
 }
 
 impl TrainConfig {
@@ -257,9 +278,8 @@ impl RunConfig {
             .train_size()
             .saturating_sub(self.validation.unwrap_or(0));
         let n = self.train_limit.map_or(available, |l| l.min(available));
-        let bs = self.train.batch_size.max(1);
-        let per_epoch = n / bs + usize::from(n % bs >= 2);
-        self.train.epochs_to_run(per_epoch)
+        self.train
+            .epochs_to_run(batches_per_epoch(n, self.train.batch_size))
     }
 
     /// Human label used in logs and progress lines.
@@ -281,8 +301,8 @@ impl RunConfig {
                 let passed = if t.iterations.is_some() {
                     milestones.iter().filter(|&&m| iteration >= m).count()
                 } else {
-                    let epoch = iteration / iterations_per_epoch.max(1) + 1;
-                    milestones.iter().filter(|&&m| epoch >= m).count()
+                    let epochs_done = iteration / iterations_per_epoch.max(1);
+                    milestones.iter().filter(|&&m| epochs_done >= m).count()
                 };
                 t.lr * gamma.powi(passed as i32)
             }
@@ -338,9 +358,14 @@ mod tests {
             milestones: vec![2, 4],
             gamma: 0.1,
         });
-        assert!((c.lr_at(9, 10) - 0.1).abs() < 1e-12); // epoch 1
-        assert!((c.lr_at(10, 10) - 0.01).abs() < 1e-12); // epoch 2
-        assert!((c.lr_at(30, 10) - 0.001).abs() < 1e-12); // epoch 4
+        // PyTorch: `MultiStepLR(opt, [2, 4], 0.1)` with `scheduler.step()` after each
+        // epoch gives the epochs (1-based) 0.1, 0.1, 0.01, 0.01, 0.001, ...
+        let by_epoch: Vec<f64> = (0..6).map(|e| c.lr_at(e * 10, 10)).collect();
+        for (got, want) in by_epoch.iter().zip([0.1, 0.1, 0.01, 0.01, 0.001, 0.001]) {
+            assert!((got - want).abs() < 1e-12, "{by_epoch:?}");
+        }
+        // Within an epoch the lr holds: the last step of epoch 2 is still at 0.1.
+        assert!((c.lr_at(19, 10) - 0.1).abs() < 1e-12);
     }
 
     #[test]

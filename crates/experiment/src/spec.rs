@@ -83,7 +83,9 @@ pub(crate) struct ModelSpec {
     #[serde(default)]
     pub shortcut: Option<Spanned<Shortcut>>,
     /// Start each residual block's last BN gamma at zero, so every block begins as the
-    /// identity (Goyal et al. 2017). Plain nets ignore it.
+    /// identity (Goyal et al. 2017). Plain nets ignore it. Off unless asked for, as in
+    /// the paper and in torchvision.
+    #[serde(default)]
     pub zero_init_residual: bool,
 }
 

@@ -91,6 +91,15 @@ pub(crate) fn validate(path: &Path, spec: &ExperimentSpec) -> Result<(), Experim
                 );
             }
         }
+        let excluded: HashSet<&String> = exclude.value.iter().map(|r| &r.value).collect();
+        if excluded.len() == grid.len() {
+            return fail(
+                &exclude.referenced,
+                "exclude",
+                "leaves no run of the grid to train: remove an entry, or add a family or depth"
+                    .into(),
+            );
+        }
     }
 
     let positive = |v: &Spanned<usize>, field: &str| {
@@ -120,7 +129,17 @@ pub(crate) fn validate(path: &Path, spec: &ExperimentSpec) -> Result<(), Experim
         (Some(n), None) => positive(n, "train.epochs")?,
         (None, Some(n)) => positive(n, "train.iterations")?,
     }
-    positive(&t.batch_size, "train.batch_size")?;
+    if t.batch_size.value < crate::run_config::MIN_BATCH {
+        return fail(
+            &t.batch_size.referenced,
+            "train.batch_size",
+            format!(
+                "{} trains nothing: batch norm needs at least {} examples in a batch",
+                t.batch_size.value,
+                crate::run_config::MIN_BATCH
+            ),
+        );
+    }
     for (limit, field) in [
         (&spec.dataset.train_limit, "dataset.train_limit"),
         (&spec.dataset.test_limit, "dataset.test_limit"),
@@ -130,6 +149,7 @@ pub(crate) fn validate(path: &Path, spec: &ExperimentSpec) -> Result<(), Experim
             positive(limit, field)?;
         }
     }
+    memory_limits(spec, &fail)?;
     if let Some(v) = &spec.dataset.validation {
         let size = spec.dataset.name.train_size();
         if v.value >= size {
@@ -261,11 +281,11 @@ pub(crate) fn validate(path: &Path, spec: &ExperimentSpec) -> Result<(), Experim
                 format!("must be in (0, 1], got {gamma}"),
             );
         }
-        // Epoch milestones are 1-based epochs (a drop at epoch 1 is a lower lr);
-        // iteration milestones count the steps done before the drop.
+        // A milestone counts the epochs or steps done before the drop: one at 0 would be
+        // a lower lr, one at the run's length would change nothing.
         let (unit, lowest, highest) = match (&t.epochs, &t.iterations) {
             (_, Some(i)) => ("iterations", 1, i.value.saturating_sub(1)),
-            (Some(e), None) => ("epochs", 2, e.value),
+            (Some(e), None) => ("epochs", 1, e.value.saturating_sub(1)),
             (None, None) => unreachable!("checked above"),
         };
         let increasing = milestones.windows(2).all(|w| w[0] < w[1]);
@@ -310,6 +330,66 @@ where
                 format!("{:?} is listed twice", item.value),
             );
         }
+    }
+    Ok(())
+}
+
+/// The width and every depth must leave a run that fits in this machine's memory: the
+/// first that does not is named, with the largest value that would fit.
+fn memory_limits(
+    spec: &ExperimentSpec,
+    fail: &impl Fn(&serde_saphyr::Location, &str, String) -> Result<(), ExperimentError>,
+) -> Result<(), ExperimentError> {
+    use crate::memory::{describe_bytes, host_memory_bytes, largest_fitting, NetShape};
+    let Some(memory) = host_memory_bytes() else {
+        return Ok(());
+    };
+    let arch = spec.model.arch;
+    let batch_size = spec.train.value.batch_size.value;
+    let shape = |depth: usize, width: usize| NetShape {
+        arch,
+        depth,
+        width,
+        batch_size,
+        image: spec.dataset.name.image_shape(),
+    };
+    // Depths as blocks: 2 + 2b for an MLP, 6n + 2 for a CIFAR-style net.
+    let (per_block, shallowest) = match arch {
+        ModelArch::Mlp => (2, 4),
+        ModelArch::Cifar => (6, 8),
+    };
+    let width = &spec.model.width;
+    for (i, depth) in spec.depths.value.iter().enumerate() {
+        let needs = shape(depth.value, width.value);
+        if needs.fits(memory) {
+            continue;
+        }
+        let what = format!(
+            "depth {} at width {} needs about {} to train at batch size {batch_size}; this machine has {}",
+            depth.value,
+            width.value,
+            describe_bytes(needs.training_bytes()),
+            describe_bytes(memory)
+        );
+        if shape(shallowest, width.value).fits(memory) {
+            let blocks = largest_fitting((depth.value - 2) / per_block, |b| {
+                shape(2 + per_block * b, width.value).fits(memory)
+            })
+            .unwrap_or(1);
+            return fail(
+                &depth.referenced,
+                &format!("depths[{i}]"),
+                format!(
+                    "{what}: the deepest that fits is {}",
+                    2 + per_block * blocks
+                ),
+            );
+        }
+        let hint = match largest_fitting(width.value, |w| shape(depth.value, w).fits(memory)) {
+            Some(w) => format!("the widest that fits is {w}"),
+            None => "not even width 1 fits: lower train.batch_size".into(),
+        };
+        return fail(&width.referenced, "model.width", format!("{what}: {hint}"));
     }
     Ok(())
 }
