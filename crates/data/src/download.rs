@@ -202,7 +202,10 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        std::fs::rename(&tmp, path)?;
+        // The rename is durable only once the directory is synced.
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        std::fs::File::open(dir.unwrap_or(Path::new(".")))?.sync_all()
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -390,7 +393,7 @@ pub(crate) mod tests {
 
     #[test]
     fn good_file_is_written_and_checksum_is_of_uncompressed_bytes() {
-        let content = b"hello idx".to_vec();
+        let content = crate::encode_idx(&[9], b"hello idx");
         let url = serve(vec![("/a.gz".into(), Reply::Ok(gz(&content)))], 1);
         let dir = tempfile::tempdir().unwrap();
         download_all(&url, &[file("a.gz", &content)], dir.path()).unwrap();

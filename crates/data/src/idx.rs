@@ -32,18 +32,61 @@ pub fn decode_idx(raw: Vec<u8>, path: &Path) -> Result<IdxArray, DataError> {
     parse_idx(&bytes, path)
 }
 
+/// Gunzips IDX bytes, reading no more than the IDX header inside promises (a stream
+/// that decompresses to more, such as a gzip bomb, is an error as soon as it passes
+/// that size, not after it has filled the memory).
 pub(crate) fn gunzip_if_needed(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>, DataError> {
     if !raw.starts_with(&GZIP_MAGIC) {
         return Ok(raw);
     }
-    let mut out = Vec::with_capacity(raw.len() * 2);
-    GzDecoder::new(raw.as_slice())
+    let corrupt = |e: std::io::Error| DataError::BadMagic {
+        path: path.to_path_buf(),
+        detail: format!("gzip stream is corrupt or truncated ({e})"),
+    };
+    let mut stream = GzDecoder::new(raw.as_slice());
+    let mut out = Vec::new();
+    // The magic and rank, then the dimensions: together they give the whole size.
+    (&mut stream)
+        .take(4)
         .read_to_end(&mut out)
-        .map_err(|e| DataError::BadMagic {
+        .map_err(corrupt)?;
+    let rank = match out.as_slice() {
+        [0, 0, UBYTE_TYPE, rank] => usize::from(*rank),
+        // Not IDX inside, or too short to tell: parse_idx says what is wrong.
+        _ => return parse_idx(&out, path).map(|_| out),
+    };
+    (&mut stream)
+        .take(4 * rank as u64)
+        .read_to_end(&mut out)
+        .map_err(corrupt)?;
+    let Some(promised) = idx_size(&out) else {
+        return parse_idx(&out, path).map(|_| out);
+    };
+    let limit = (promised - out.len()) as u64;
+    (&mut stream)
+        .take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(corrupt)?;
+    if out.len() > promised {
+        return Err(DataError::BadMagic {
             path: path.to_path_buf(),
-            detail: format!("gzip stream is corrupt or truncated ({e})"),
-        })?;
+            detail: format!(
+                "the gzip stream holds more than the {promised} bytes its IDX header gives"
+            ),
+        });
+    }
     Ok(out)
+}
+
+/// The size in bytes, header included, of the IDX file whose complete header starts
+/// `bytes`, if it can be told (and does not overflow).
+fn idx_size(bytes: &[u8]) -> Option<usize> {
+    let rank = usize::from(*bytes.get(3)?);
+    let dims = bytes.get(4..4 + 4 * rank)?;
+    dims.chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
+        .try_fold(1usize, |acc, d| acc.checked_mul(d))?
+        .checked_add(4 + 4 * rank)
 }
 
 /// Parses uncompressed IDX bytes; `path` only names the source in errors.
@@ -110,6 +153,34 @@ mod tests {
 
     fn p() -> &'static Path {
         Path::new("x.idx")
+    }
+
+    /// A small header over a huge stream of zeros (a gzip bomb, or a wrong header):
+    /// refused once past the header's size, never decompressed whole.
+    #[test]
+    fn a_gzip_stream_longer_than_its_header_promises_is_refused() {
+        let mut bomb = encode_idx(&[10], &[0; 10]);
+        bomb.resize(64 << 20, 0);
+        let mut gz = GzEncoder::new(Vec::new(), Compression::best());
+        gz.write_all(&bomb).unwrap();
+        let compressed = gz.finish().unwrap();
+        assert!(
+            compressed.len() < 1 << 20,
+            "a bomb: {} bytes",
+            compressed.len()
+        );
+        let e = decode_idx(compressed, p()).unwrap_err().to_string();
+        assert!(
+            e.contains("more than the 18 bytes its IDX header gives"),
+            "{e}"
+        );
+
+        // Exactly what the header gives decodes as before.
+        let mut gz = GzEncoder::new(Vec::new(), Compression::best());
+        gz.write_all(&encode_idx(&[2, 3], &[1, 2, 3, 4, 5, 6]))
+            .unwrap();
+        let a = decode_idx(gz.finish().unwrap(), p()).unwrap();
+        assert_eq!((a.dims, a.data), (vec![2, 3], vec![1, 2, 3, 4, 5, 6]));
     }
 
     #[test]
