@@ -46,6 +46,14 @@ impl CifarConfig {
         if self.width == 0 {
             return Err(ModelError::Architecture("width must be at least 1".into()));
         }
+        // The last stage has 4 width filters: that must be a number, not a wrap.
+        if self.width.checked_mul(1 << (STAGES - 1)).is_none() {
+            return Err(ModelError::Architecture(format!(
+                "width {} is too large: its last stage would have more than {} filters",
+                self.width,
+                usize::MAX
+            )));
+        }
         Ok((self.depth - 2) / 6)
     }
 
@@ -365,6 +373,14 @@ mod tests {
             let e = cifar_net(&cfg, vb).unwrap_err().to_string();
             assert!(e.contains("6n + 2"), "{e}");
         }
+    }
+
+    #[test]
+    fn a_width_whose_last_stage_would_wrap_is_an_error() {
+        let mut cfg = config(Family::Plain, 20, ShortcutOption::A);
+        cfg.width = usize::MAX / 2;
+        let e = cfg.blocks_per_stage().unwrap_err().to_string();
+        assert!(e.contains("too large"), "{e}");
     }
 
     #[test]

@@ -218,6 +218,102 @@ mod tests {
         }
     }
 
+    /// Started by `results_do_not_depend_on_the_thread_count` with a thread count in its
+    /// environment: one training pass of a conv net and an MLP, each large enough for the
+    /// kernels to split their work between threads, with the thread count, the logits and
+    /// every parameter gradient written as raw bits.
+    #[test]
+    #[ignore = "a child process of the thread-count test, which starts it"]
+    fn training_pass_bits_for_the_thread_count_test() {
+        let Some(out) = std::env::var_os("DEGRADE_THREADS_TEST_OUT") else {
+            return;
+        };
+        let wide = |family| match cifar(family, false) {
+            Architecture::Cifar(c) => Architecture::Cifar(CifarConfig { width: 16, ..c }),
+            other => other,
+        };
+        let wide_mlp = Architecture::Mlp(MlpConfig {
+            family: Family::Residual,
+            depth: 6,
+            width: 256,
+            inputs: 36,
+            classes: 10,
+            zero_init_residual: false,
+        });
+        let threads = candle_core::utils::barrier_pool().n_workers() + 1;
+        let mut bits: Vec<u8> = (threads as u32).to_le_bytes().to_vec();
+        for (arch, dims) in [
+            (wide(Family::Plain), vec![32, 1, 12, 12]),
+            (wide(Family::Residual), vec![32, 1, 12, 12]),
+            (wide_mlp, vec![256, 36]),
+        ] {
+            let mut rng = crate::rng::SeededRng::new(11);
+            let n: usize = dims.iter().product();
+            let values: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
+            let xs = Tensor::from_vec(values, dims.as_slice(), &Device::Cpu).unwrap();
+            let varmap = VarMap::new();
+            let net = arch
+                .build(seeded_var_builder(&varmap, 4, &Device::Cpu))
+                .unwrap();
+            let logits = net.forward_t(&xs, true).unwrap();
+            let weights: Vec<f32> = (0..dims[0] * 10).map(|_| rng.normal() as f32).collect();
+            let weights = Tensor::from_vec(weights, (dims[0], 10), &Device::Cpu).unwrap();
+            let grads = (&logits * weights)
+                .and_then(|l| l.sum_all())
+                .and_then(|l| l.backward())
+                .unwrap();
+            let data = varmap.data().lock().unwrap();
+            let mut names: Vec<&String> = data.keys().collect();
+            names.sort();
+            let mut tensors = vec![logits];
+            tensors.extend(names.iter().filter_map(|n| grads.get(&data[*n]).cloned()));
+            for t in tensors {
+                for v in t.flatten_all().unwrap().to_vec1::<f32>().unwrap() {
+                    bits.extend(v.to_bits().to_le_bytes());
+                }
+            }
+        }
+        std::fs::write(out, bits).unwrap();
+    }
+
+    /// The README says a run gives the same numbers with any number of threads: the
+    /// kernels add partial sums in task order, never in thread order. One, two and three
+    /// threads must give the same logits and gradients to the bit, conv and MLP.
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = |threads: usize| {
+            let out = tmp.path().join(format!("bits-{threads}"));
+            let status = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "network::tests::training_pass_bits_for_the_thread_count_test",
+                    "--exact",
+                    "--ignored",
+                ])
+                .env("CANDLE_NUM_THREADS", threads.to_string())
+                .env("RAYON_NUM_THREADS", threads.to_string())
+                .env("DEGRADE_THREADS_TEST_OUT", &out)
+                .stdout(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success(), "{threads} threads");
+            let bits = std::fs::read(&out).unwrap();
+            let used = u32::from_le_bytes(bits[..4].try_into().unwrap());
+            assert_eq!(used as usize, threads, "the child ran on {used} threads");
+            bits[4..].to_vec()
+        };
+        let one = run(1);
+        assert!(one.len() > 100_000, "logits and gradients of three nets");
+        for threads in [2, 3] {
+            let other = run(threads);
+            let first_difference = one.iter().zip(&other).position(|(a, b)| a != b);
+            assert!(
+                other.len() == one.len() && first_difference.is_none(),
+                "{threads} threads differ from one at byte {first_difference:?}"
+            );
+        }
+    }
+
     /// Training without a probe fuses each ReLU into its batch norm; recording keeps
     /// them apart. Both must give the same logits and the same gradients, for every
     /// kind of block.

@@ -16,6 +16,21 @@ mod same_conv;
 mod test_support;
 
 use candle_core::{CpuStorage, DType, Layout, Result, Tensor};
+
+/// The kernels' numerical version. Runs of one configuration give the same numbers bit
+/// for bit while this holds; a change that moves them (another summation order, a
+/// fused operation, another tile shape) raises it, so that runs and checkpoints of
+/// different kernels are told apart rather than mixed.
+pub const VERSION: u32 = 1;
+
+/// The instruction set the kernels compute with on this CPU.
+pub fn cpu_path() -> &'static str {
+    if same_conv::has_avx2_fma() {
+        "avx2+fma"
+    } else {
+        "generic"
+    }
+}
 use parallel::{for_image_chunks, for_parts, map_image_chunks, zeros};
 use std::mem::MaybeUninit;
 
