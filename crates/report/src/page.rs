@@ -132,19 +132,25 @@ fn error_axis(settings: &ReportSettings, stats: &[GroupStat]) -> ErrorAxis {
         .iter()
         .flat_map(|g| [g.train_error.mean, g.test_error.mean])
         .map(|v| 100.0 * v);
-    let (min, max) = values.fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    });
-    if settings.log_y {
-        let lo = if min.is_finite() {
-            (min * 0.8).max(0.1)
-        } else {
-            0.1
-        };
+    fitted_axis(settings.log_y, values)
+}
+
+/// An axis that shows `values` (percent), for any values at all: `0 < lo < hi <= 100` on
+/// a log axis (at least one decade), `0 = lo < hi <= 100` on a linear one. Non-finite
+/// values are passed over.
+fn fitted_axis(log: bool, values: impl Iterator<Item = f64>) -> ErrorAxis {
+    let (min, max) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if log {
+        // Constant bounds: clamp cannot panic, and `max` is finite.
+        let hi = (max * 1.2).clamp(1.0, 100.0);
         ErrorAxis {
             log: true,
-            lo,
-            hi: (max * 1.2).clamp(lo * 10.0, 100.0),
+            lo: (min * 0.8).max(0.1).min(hi / 10.0),
+            hi,
         }
     } else {
         ErrorAxis {
@@ -434,8 +440,53 @@ pub fn render_index(reports_root: &Path) -> Result<PathBuf, ReportError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{relative, smooth};
+    use super::{fitted_axis, relative, smooth};
+    use crate::chart::{depth_chart, error_panel, Curve, DepthSeries};
     use std::path::Path;
+
+    /// Every range of errors in [0, 100] %, on either axis: the fitted axis is a proper
+    /// interval holding the data where it can, and both kinds of chart draw on it.
+    #[test]
+    fn axis_fitting_is_total_and_the_charts_draw_on_every_fitted_axis() {
+        let edges = [
+            0.0, 1e-9, 0.05, 0.5, 5.0, 12.0, 12.5, 13.0, 40.0, 83.3, 99.9, 100.0,
+        ];
+        for log in [false, true] {
+            for &a in &edges {
+                for &b in edges.iter().filter(|&&b| b >= a) {
+                    let values = [a, (a + b) / 2.0, b, f64::NAN];
+                    let axis = fitted_axis(log, values.into_iter());
+                    let case = format!("log {log}, data in [{a}, {b}]: {axis:?}");
+                    assert!(axis.lo.is_finite() && axis.hi.is_finite(), "{case}");
+                    assert!(axis.lo < axis.hi && axis.hi <= 100.0, "{case}");
+                    if log {
+                        assert!(axis.lo > 0.0 && axis.hi / axis.lo >= 10.0 - 1e-9, "{case}");
+                        assert!(axis.hi >= b.min(100.0 / 1.2) || axis.hi == 100.0, "{case}");
+                    } else {
+                        assert!(axis.lo == 0.0 && axis.hi >= b, "{case}");
+                    }
+                    let points = vec![(1.0, a), (2.0, b)];
+                    let curve = Curve {
+                        label: "d".into(),
+                        color: 0,
+                        train: points.clone(),
+                        test: points,
+                    };
+                    error_panel("p", &[curve], 2.0, axis).expect(&case);
+                    let series = DepthSeries {
+                        family: "plain".into(),
+                        color: 0,
+                        train: vec![(4.0, a, b - a), (16.0, b, 0.0)],
+                        test: vec![(4.0, b, 0.0), (16.0, a, b - a)],
+                    };
+                    depth_chart(&[series], (4.0, 16.0), axis).expect(&case);
+                }
+            }
+            // No data at all.
+            let axis = fitted_axis(log, std::iter::empty());
+            assert!(axis.lo < axis.hi, "{axis:?}");
+        }
+    }
 
     #[test]
     fn smoothing_is_bias_corrected_and_zero_weight_is_identity() {
