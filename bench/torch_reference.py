@@ -13,8 +13,9 @@ names and random numbers differ; the arithmetic does not), and
   Candle's;
 * `train` trains the runs of one of our experiment YAML files the way
   `crates/runner/src/train.rs` does (same data, normalisation, batch order rules,
-  learning-rate schedule, train-error definition) and reports the final epoch's train
-  and test error, to compare with our runs within the seed spread.
+  warm-up, train-error definition), with the learning-rate schedule taken from
+  PyTorch's own schedulers rather than from our formula (see below), and reports the
+  final epoch's train and test error, to compare with our runs within the seed spread.
 
 What is mirrored from the Rust sources (crates/models, crates/runner):
 
@@ -32,6 +33,20 @@ What is mirrored from the Rust sources (crates/models, crates/runner):
 * SGD: torch.optim.SGD with momentum and weight decay on every trainable parameter
   (weights, BN gamma and beta, classifier bias): our `Sgd` gets `params::trainable`,
   which drops only the BN running statistics. PyTorch's semantics are what sgd.rs copies.
+
+What is not mirrored but taken from PyTorch, so that a mistake in our formula
+(run_config.rs lr_at) shows up as a difference instead of being copied:
+
+* Learning-rate schedule: `schedule: {step: {milestones, gamma}}` is
+  torch.optim.lr_scheduler.MultiStepLR on the optimiser, read with get_last_lr(). An
+  epoch-length run steps it once per epoch, after that epoch's batches: with milestones
+  [m], epochs 1..m (1-based) train at lr and epoch m + 1 onward at lr * gamma. An
+  iteration-length run (`train.iterations`) steps it once per iteration: iterations
+  0..m-1 (0-based) at lr, iteration m onward at lr * gamma. `cosine` is
+  CosineAnnealingLR from lr to 0 over all iterations, stepped every iteration;
+  `constant` keeps lr. During warm-up the optimiser gets the warm-up lr, while the
+  scheduler is stepped as usual underneath (its lr depends on the iteration or epoch
+  count only, not on the warm-up).
 
 Install (a separate venv: the Rust build needs none of this):
 
@@ -558,25 +573,77 @@ def augment(xs, pad, flip, rng):
 # ---------------------------------------------------------------------------------------
 
 
-def lr_at(train, iteration, per_epoch):
-    """run_config.rs lr_at, per iteration (0-based). Cosine goes from lr to 0 over all
-    iterations, updated every step; step milestones count epochs (1-based, the lr drops
-    at the start of the listed epoch) or, for an iteration-length run, iterations."""
-    lr, schedule = train["lr"], train["schedule"]
+def make_scheduler(opt, train, per_epoch):
+    """PyTorch's own scheduler for the run's `schedule` on `opt`, and whether it is
+    stepped once per iteration (else once per epoch, after the epoch's batches).
+
+    * constant: LambdaLR with factor 1 (the base lr throughout);
+    * cosine: CosineAnnealingLR from lr to 0 with T_max = all iterations of the run,
+      stepped every iteration;
+    * step: MultiStepLR(milestones, gamma). An epoch-length run steps it once per epoch,
+      so with milestones [m] epochs 1..m (1-based) train at lr and epoch m + 1 onward
+      at lr * gamma; an iteration-length run steps it once per iteration, so iterations
+      0..m-1 (0-based) train at lr and iteration m onward at lr * gamma.
+
+    None of this reads our Rust formula (run_config.rs lr_at): comparing against it is
+    the point."""
+    schedule, sched = train["schedule"], torch.optim.lr_scheduler
     if schedule == "constant":
-        return lr
+        return sched.LambdaLR(opt, lambda _: 1.0), True
     if schedule == "cosine":
         total = max(total_iterations(train, per_epoch), 1)
-        return 0.5 * lr * (1.0 + math.cos(math.pi * iteration / total))
+        return sched.CosineAnnealingLR(opt, T_max=total, eta_min=0.0), True
     if isinstance(schedule, dict) and "step" in schedule:
-        milestones, gamma = schedule["step"]["milestones"], schedule["step"]["gamma"]
-        if train.get("iterations") is not None:
-            passed = sum(iteration >= m for m in milestones)
-        else:
-            epoch = iteration // max(per_epoch, 1) + 1
-            passed = sum(epoch >= m for m in milestones)
-        return lr * gamma**passed
+        step = schedule["step"]
+        scheduler = sched.MultiStepLR(opt, milestones=step["milestones"], gamma=step["gamma"])
+        return scheduler, train.get("iterations") is not None
     raise SystemExit(f"unknown schedule {schedule!r}")
+
+
+class LearningRate:
+    """The optimiser's lr: the scheduler's (`make_scheduler`), replaced by the warm-up lr
+    while warm-up lasts. The schedule advances underneath the warm-up all the same: its
+    lr is a function of the iteration / epoch count only.
+
+    Per batch: `set(iteration)` before the step, `after_batch()` after it; per epoch,
+    `after_epoch()` after the epoch's batches."""
+
+    def __init__(self, opt, train, per_epoch, warmup):
+        self.opt, self.warmup = opt, warmup
+        self.scheduler, self.per_iteration = make_scheduler(opt, train, per_epoch)
+
+    def scheduled(self):
+        return self.scheduler.get_last_lr()[0]
+
+    def current(self, iteration):
+        """The lr for the 0-based step `iteration`, without setting it."""
+        warm = self.warmup.lr(iteration)
+        return self.scheduled() if warm is None else warm
+
+    def set(self, iteration):
+        """Put the lr of step `iteration` into the optimiser; returns it."""
+        lr = self.current(iteration)
+        self._write(lr)
+        return lr
+
+    def after_batch(self):
+        if self.per_iteration:
+            self._advance()
+
+    def after_epoch(self):
+        if not self.per_iteration:
+            self._advance()
+
+    def _advance(self):
+        # PyTorch's schedulers are chainable: step() rescales param_group["lr"] (the
+        # MultiStepLR multiplies it by gamma at a milestone, else keeps it). Hand it back
+        # the scheduler's own lr first, so a warm-up lr is neither scaled nor kept.
+        self._write(self.scheduled())
+        self.scheduler.step()
+
+    def _write(self, lr):
+        for group in self.opt.param_groups:
+            group["lr"] = lr
 
 
 def total_iterations(train, per_epoch):
@@ -650,6 +717,7 @@ def train_run(run, data):
     per_epoch = len(xs) // t["batch_size"] + int(len(xs) % t["batch_size"] >= 2)
     total = total_iterations(t, per_epoch)
     warmup = Warmup(run["warmup"])
+    lrs = LearningRate(opt, t, per_epoch, warmup)
     # Not our SeededRng streams: same rules, other random numbers.
     rng = np.random.default_rng(run["seed"])
     aug = run["augment"]
@@ -658,14 +726,10 @@ def train_run(run, data):
     iteration, rows, started = 0, [], time.perf_counter()
     for epoch in range(1, epochs_to_run(t, per_epoch) + 1):
         batches = epoch_batches(len(xs), t["batch_size"], rng)[: max(total - iteration, 0)]
-        epoch_lr = warmup.lr(iteration)
-        epoch_lr = lr_at(t, iteration, per_epoch) if epoch_lr is None else epoch_lr
+        epoch_lr = lrs.current(iteration)
         seen, wrong, loss_sum = 0, 0, 0.0
         for b, idx in enumerate(batches):
-            lr = warmup.lr(iteration)
-            lr = lr_at(t, iteration, per_epoch) if lr is None else lr
-            for group in opt.param_groups:
-                group["lr"] = lr
+            lr = lrs.set(iteration)
             x, y = xs[idx], ys[idx]
             if aug:
                 x = augment(x, aug.get("pad", 0), aug.get("flip", False), rng)
@@ -680,10 +744,12 @@ def train_run(run, data):
             opt.step()
             batch_wrong = (logits.argmax(1) != y).sum().item()
             warmup.observe(iteration, batch_wrong / len(idx))
+            lrs.after_batch()
             iteration += 1
             seen += len(idx)
             wrong += batch_wrong
             loss_sum += loss_value * len(idx)
+        lrs.after_epoch()
         test_error, test_loss = evaluate(model, *data["test"])
         row = {
             "epoch": epoch,
