@@ -1,7 +1,10 @@
 //! Records the versions of the crates that compute the numbers (read from the
-//! workspace's Cargo.lock) so every run's metadata can name them.
+//! workspace's Cargo.lock), and the commit this binary is built from, so that every run's
+//! metadata names the code that computed it: not the checkout a run happens to be started
+//! in, which may be another one, or none.
 
 use std::path::Path;
+use std::process::Command;
 
 const TRACKED: [&str; 3] = ["candle-core", "candle-nn", "polars"];
 
@@ -21,4 +24,39 @@ fn main() {
         }
     }
     println!("cargo:rustc-env=DEGRADE_DEP_VERSIONS={}", found.join(";"));
+    build_commit();
+}
+
+/// `DEGRADE_BUILD_COMMIT` and `DEGRADE_BUILD_DIRTY` (empty outside a git checkout). The
+/// script runs again when the commit moves or a tracked file of the workspace changes.
+fn build_commit() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for watched in [
+        ".git/HEAD",
+        ".git/index",
+        ".git/refs",
+        "crates",
+        "Cargo.toml",
+    ] {
+        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+    }
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(&root)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = git(&["rev-parse", "HEAD"]).unwrap_or_default();
+    let dirty = match commit.is_empty() {
+        true => String::new(),
+        false => git(&["status", "--porcelain", "--untracked-files=no"])
+            .map(|s| (!s.is_empty()).to_string())
+            .unwrap_or_default(),
+    };
+    println!("cargo:rustc-env=DEGRADE_BUILD_COMMIT={commit}");
+    println!("cargo:rustc-env=DEGRADE_BUILD_DIRTY={dirty}");
 }

@@ -334,6 +334,29 @@ fn print_arch(
     if width == 0 {
         bail!("--width must be at least 1");
     }
+    // A net whose parameters alone exceed this machine's memory has a layer table whose
+    // counts would overflow: the same limit as an experiment's.
+    let shape = |depth, width| experiment::memory::NetShape {
+        arch: match arch {
+            ArchKind::Cifar => experiment::ModelArch::Cifar,
+            ArchKind::Mlp => experiment::ModelArch::Mlp,
+        },
+        depth,
+        width,
+        batch_size: 0,
+        image: [channels, side, side],
+    };
+    if let Some(memory) = experiment::memory::host_memory_bytes() {
+        if !shape(depth, width).fits(memory) {
+            bail!(
+                "--width {width} at depth {depth}: its parameters, their gradients and momentum need about {}, and this machine has {}: the widest that fits at this depth is {}",
+                experiment::memory::describe_bytes(shape(depth, width).training_bytes()),
+                experiment::memory::describe_bytes(memory),
+                experiment::memory::largest_fitting(width, |w| shape(depth, w).fits(memory))
+                    .map_or("none".into(), |w| w.to_string())
+            );
+        }
+    }
     let architecture = match arch {
         ArchKind::Cifar => models::Architecture::Cifar(models::CifarConfig {
             family,
@@ -376,12 +399,21 @@ fn plan(at: &Locations, write_pending: bool) -> Result<()> {
         );
     }
     let done = planned.iter().filter(|p| p.state.is_finished()).count();
+    warn_unreadable(&planned);
+    let finished: Vec<(String, results::RunMeta)> = planned
+        .iter()
+        .filter(|p| p.state.is_finished())
+        .filter_map(|p| Some((p.config.label(), p.dir.read_meta().ok()?)))
+        .collect();
+    for line in results::mixed_provenance(&finished) {
+        eprintln!("note: {line}");
+    }
     print_lines(&format!(
         "{}: {} runs, {} finished, {} to train",
         experiment.name,
         planned.len(),
         done,
-        planned.len() - done
+        planned.iter().filter(|p| p.state.wants_training()).count()
     ))?;
     let lines: Vec<String> = planned
         .iter()
@@ -397,6 +429,19 @@ fn plan(at: &Locations, write_pending: bool) -> Result<()> {
         })
         .collect();
     print_lines(&lines.join("\n"))
+}
+
+/// Says, for each run whose `meta.json` does not read back, which file and what to do;
+/// returns how many there are. Such runs are never trained or counted as finished.
+fn warn_unreadable(planned: &[results::PlannedRun]) -> usize {
+    let problems: Vec<String> = planned
+        .iter()
+        .filter_map(|p| Some(format!("{}: {}", p.config.label(), p.dir.meta_problem()?)))
+        .collect();
+    for problem in &problems {
+        eprintln!("warning: {problem}");
+    }
+    problems.len()
 }
 
 /// Prints to stdout; a closed pipe (`degrade plan | head`) ends the output quietly.
@@ -420,7 +465,9 @@ fn sweep(
     // Bad report flags fail before any training, not after it.
     look.settings(&experiment)?;
     let planned = runner::sweep::plan(&experiment, &at.results);
-    let todo = planned.iter().filter(|p| !p.state.is_finished()).count();
+    let todo = planned.iter().filter(|p| p.state.wants_training()).count();
+    let finished = planned.iter().filter(|p| p.state.is_finished()).count();
+    let unreadable = warn_unreadable(&planned);
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     if jobs == 0 {
         bail!("--jobs must be at least 1");
@@ -429,7 +476,7 @@ fn sweep(
         "{}: {} runs, {} already finished, {} to train with {} worker(s) on {device}",
         experiment.name,
         planned.len(),
-        planned.len() - todo,
+        finished,
         todo,
         jobs
     );
@@ -489,6 +536,11 @@ fn sweep(
         );
         std::process::exit(130);
     }
+    if unreadable > 0 {
+        bail!(
+            "{unreadable} run(s) were left untouched because their meta.json does not read back (see the warnings above)"
+        );
+    }
     if !failed.is_empty() {
         let list: Vec<String> = failed
             .iter()
@@ -546,6 +598,9 @@ fn run_pending(
             )
         })?;
     let label = run.config.label();
+    if let Some(why) = run.dir.meta_problem() {
+        bail!("{label}: {why}");
+    }
     if run.state.is_finished() {
         eprintln!(
             "{label}: already {} ({}); nothing to do",
@@ -638,7 +693,7 @@ fn slurm(
     let absolute =
         |p: &Path| std::path::absolute(p).with_context(|| format!("resolving {}", p.display()));
     let planned = runner::sweep::plan(experiment, &at.results);
-    let todo = planned.iter().filter(|p| !p.state.is_finished()).count();
+    let todo = planned.iter().filter(|p| p.state.wants_training()).count();
     if todo == 0 {
         eprintln!(
             "{}: all {} runs are finished; nothing to submit",
@@ -741,6 +796,11 @@ fn report(experiment: &Experiment, at: &Locations, look: &ReportFlags) -> Result
     let settings = look.settings(experiment)?;
     let reports = &look.reports;
     let runs = report::load_runs(experiment, &at.results)?;
+    for r in &runs {
+        if let Some(why) = r.dir.meta_problem() {
+            eprintln!("warning: {}: {why}", r.config.label());
+        }
+    }
     let command = format!(
         "degrade sweep {} --results {} --reports {}",
         experiment.path.display(),

@@ -189,6 +189,30 @@ fn cases() -> Vec<Case> {
             expect: &["exp.yaml", "train.batch_size"],
         },
         Case {
+            name: "a width no memory holds",
+            setup: |ws| edit(ws, "width: 16", "width: 4000000000"),
+            args: SWEEP,
+            expect: &["exp.yaml", "model.width", "the widest that fits is"],
+        },
+        Case {
+            name: "a depth no memory holds",
+            setup: |ws| edit(ws, "depths: [4]", "depths: [4, 2000000002]"),
+            args: SWEEP,
+            expect: &["exp.yaml", "depths[1]", "the deepest that fits is"],
+        },
+        Case {
+            name: "an architecture no memory holds",
+            setup: base,
+            args: &["arch", "plain", "56", "--width", "100000000000"],
+            expect: &["--width", "the widest that fits"],
+        },
+        Case {
+            name: "batch size of one",
+            setup: |ws| edit(ws, "batch_size: 32", "batch_size: 1"),
+            args: SWEEP,
+            expect: &["exp.yaml", "train.batch_size", "at least 2"],
+        },
+        Case {
             name: "bad experiment name",
             setup: |ws| edit(ws, "name: bad", "name: ../escape"),
             args: SWEEP,
@@ -316,6 +340,7 @@ fn cases() -> Vec<Case> {
             expect: &["checkpoint.safetensors", "delete it"],
         },
         Case {
+            // Whether it finished cannot be told: it is left alone, whatever else is there.
             name: "unreadable meta of a finished run",
             setup: |ws| {
                 let dir = trained(ws);
@@ -324,7 +349,7 @@ fn cases() -> Vec<Case> {
                 std::fs::write(dir.join("checkpoint.safetensors"), b"garbage").unwrap();
             },
             args: SWEEP,
-            expect: &["checkpoint.safetensors"],
+            expect: &["meta.json", "not trained again", "delete it"],
         },
         Case {
             name: "conv depth that is not 6n + 2",

@@ -326,3 +326,51 @@ fn diagnostics_are_written_beside_the_metrics_and_shown_in_the_report_unless_swi
     let report = std::fs::read_to_string(ws.root.join("reports/quiet/index.html")).unwrap();
     assert!(!report.contains("Why it happens"));
 }
+
+/// A finished run whose meta.json no longer reads back (truncated by a disk fault, or
+/// edited by hand) is named with what to do, by the sweep, the plan and the report, and
+/// its results stay exactly as they were: it is not trained again.
+#[test]
+fn a_finished_run_with_a_corrupt_meta_is_named_and_never_overwritten() {
+    let ws = Workspace::new();
+    ws.write_experiment(&experiment_yaml("corrupt", "[4]", ""));
+    assert!(ws.sweep().status.success());
+    let run = ws.run_dirs("corrupt").remove(0);
+    let meta = run.join("meta.json");
+    let text_before = std::fs::read(&meta).unwrap();
+    std::fs::write(&meta, &text_before[..text_before.len() / 2]).unwrap();
+    let metrics_before = std::fs::read(run.join("metrics.parquet")).unwrap();
+
+    let out = ws.sweep();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", text(&out));
+    let named = meta.strip_prefix(&ws.root).unwrap().display().to_string();
+    assert!(stderr.contains(&named), "{stderr}");
+    assert!(
+        stderr.contains("delete it to train the run from the start"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 already finished, 0 to train"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(run.join("metrics.parquet")).unwrap(),
+        metrics_before
+    );
+    assert_eq!(
+        std::fs::read(&meta).unwrap(),
+        &text_before[..text_before.len() / 2],
+        "the damaged file is left for the user to restore"
+    );
+    for command in ["plan", "report"] {
+        let out = ws.degrade(&[command, "exp.yaml"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("warning:") && stderr.contains("meta.json"),
+            "{command}: {stderr}"
+        );
+    }
+    let html = std::fs::read_to_string(ws.root.join("reports/corrupt/index.html")).unwrap();
+    assert!(html.contains("unreadable"), "the runs table shows it");
+}

@@ -283,6 +283,12 @@ fn provenance(runs: &[RunRecord]) -> BTreeMap<String, String> {
             _ => "not a git checkout".into(),
         },
     );
+    if let Some(build) = &m.build {
+        p.insert(
+            "kernels".into(),
+            format!("v{} on {}", build.kernels, build.cpu_path),
+        );
+    }
     p.insert("host".into(), m.host.clone());
     p.insert("CPU".into(), m.cpu.clone());
     p.insert("threads per run".into(), m.threads.to_string());
@@ -291,6 +297,16 @@ fn provenance(runs: &[RunRecord]) -> BTreeMap<String, String> {
         p.insert(k.clone(), v.clone());
     }
     p
+}
+
+/// Where the runs' numbers come from, when that is more than one build or CPU.
+fn provenance_warnings(runs: &[RunRecord]) -> Vec<String> {
+    let metas: Vec<(String, results::RunMeta)> = runs
+        .iter()
+        .filter(|r| r.state.is_finished())
+        .filter_map(|r| Some((r.config.label(), r.meta.clone()?)))
+        .collect();
+    results::mixed_provenance(&metas)
 }
 
 fn run_rows(runs: &[RunRecord], out_dir: &Path) -> Vec<RunRow> {
@@ -320,11 +336,11 @@ fn run_rows(runs: &[RunRecord], out_dir: &Path) -> Vec<RunRow> {
                         .display()
                         .to_string()
                 }),
-                note: r
-                    .meta
-                    .as_ref()
-                    .and_then(|m| m.error.clone())
-                    .unwrap_or_default(),
+                note: match r.state {
+                    RunState::Unreadable => r.dir.meta_problem(),
+                    _ => r.meta.as_ref().and_then(|m| m.error.clone()),
+                }
+                .unwrap_or_default(),
             }
         })
         .collect()
@@ -391,6 +407,7 @@ pub fn render_experiment(
     ctx.insert("yaml_path", &experiment.path.display().to_string());
     ctx.insert("resolved", &resolved);
     ctx.insert("provenance", &provenance(runs));
+    ctx.insert("provenance_warnings", &provenance_warnings(runs));
     ctx.insert("command", command);
     let html = tera
         .render("experiment.html", &ctx)

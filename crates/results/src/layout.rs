@@ -56,15 +56,21 @@ impl std::fmt::Display for LockHolder {
     }
 }
 
-/// A held run lock; dropping it releases the run.
+/// A held run lock; dropping it releases the run. It knows its lock by what it says
+/// (this process's pid, start time and host), so that it never removes another's.
 #[derive(Debug)]
 pub struct RunLock {
     path: PathBuf,
+    holder: Vec<u8>,
 }
 
 impl Drop for RunLock {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        // Ours is still there unless someone deleted it by hand (and perhaps another
+        // process locked the run since): then there is nothing of ours to remove.
+        if std::fs::read(&self.path).is_ok_and(|bytes| bytes == self.holder) {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -76,6 +82,10 @@ pub enum RunState {
     Unfinished(RunStatus),
     Done,
     Diverged,
+    /// A `meta.json` that does not read back (truncated, edited, a disk fault). Whether
+    /// the run finished cannot be told, so it is neither trusted nor trained again: that
+    /// would overwrite results that may be finished ones. `RunDir::meta_problem` says why.
+    Unreadable,
 }
 
 impl RunState {
@@ -85,6 +95,12 @@ impl RunState {
         matches!(self, RunState::Done | RunState::Diverged)
     }
 
+    /// Whether a sweep trains this run: never a finished one, nor one whose state cannot
+    /// be read.
+    pub fn wants_training(self) -> bool {
+        matches!(self, RunState::Missing | RunState::Unfinished(_))
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             RunState::Missing => "missing",
@@ -92,6 +108,7 @@ impl RunState {
             RunState::Unfinished(_) => "unfinished",
             RunState::Done => "done",
             RunState::Diverged => "diverged",
+            RunState::Unreadable => "unreadable",
         }
     }
 }
@@ -158,42 +175,63 @@ impl RunDir {
             let _ = std::fs::remove_file(&tmp);
             return Err(io(e));
         }
-        let mut outcome = None;
-        for _ in 0..2 {
-            match std::fs::hard_link(&tmp, self.lock_path()) {
-                Ok(()) => {
-                    outcome = Some(Ok(Ok(RunLock {
-                        path: self.lock_path(),
-                    })));
-                    break;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    match self.lock_holder(host) {
-                        Some(holder) => {
-                            outcome = Some(Ok(Err(holder)));
-                            break;
-                        }
-                        // Stale: its process is gone. Remove it and try once more.
-                        None => {
-                            let _ = std::fs::remove_file(self.lock_path());
-                        }
-                    }
-                }
-                Err(e) => {
-                    outcome = Some(Err(io(e)));
-                    break;
-                }
-            }
-        }
+        let outcome = self.link_lock(&tmp, json, host);
         let _ = std::fs::remove_file(&tmp);
-        if let Some(outcome) = outcome {
-            return outcome;
+        outcome
+    }
+
+    /// Puts the complete lock `tmp` in place: at once if the run has no lock, or in
+    /// place of a stale one. A stale lock is judged and replaced only under an exclusive
+    /// advisory lock on the run directory, so that of several processes that found it
+    /// stale at once one takes it over and the others then find that one's live lock (a
+    /// second takeover would remove the first's fresh lock, and both would train).
+    fn link_lock(
+        &self,
+        tmp: &Path,
+        holder: Vec<u8>,
+        host: &str,
+    ) -> Result<Result<RunLock, LockHolder>, ResultsError> {
+        let io = |source| ResultsError::Io {
+            path: self.lock_path(),
+            source,
+        };
+        // The link is durable once the directory is synced; if that fails, the lock
+        // goes again as `lock` drops.
+        let held = || -> Result<Result<RunLock, LockHolder>, ResultsError> {
+            let lock = RunLock {
+                path: self.lock_path(),
+                holder: holder.clone(),
+            };
+            crate::atomic::sync_dir(&self.path).map_err(io)?;
+            Ok(Ok(lock))
+        };
+        let holder_or_unknown = || {
+            self.lock_holder(host).unwrap_or(LockHolder {
+                pid: 0,
+                host: "unknown".into(),
+                started: None,
+            })
+        };
+        match std::fs::hard_link(tmp, self.lock_path()) {
+            Ok(()) => return held(),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io(e)),
         }
-        Ok(Err(self.lock_holder(host).unwrap_or(LockHolder {
-            pid: 0,
-            host: "unknown".into(),
-            started: None,
-        })))
+        let guard = std::fs::File::open(&self.path).map_err(io)?;
+        guard.lock().map_err(io)?;
+        if let Some(holder) = self.lock_holder(host) {
+            return Ok(Err(holder));
+        }
+        match std::fs::remove_file(self.lock_path()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+            _ => {}
+        }
+        match std::fs::hard_link(tmp, self.lock_path()) {
+            Ok(()) => held(),
+            // Taken meanwhile by a process that found the run free.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(Err(holder_or_unknown())),
+            Err(e) => Err(io(e)),
+        }
     }
 
     /// The live process holding this run's lock, if any.
@@ -279,9 +317,22 @@ impl RunDir {
                 RunStatus::Done => RunState::Unfinished(RunStatus::Failed),
                 other => RunState::Unfinished(other),
             },
-            // An unreadable meta is not trusted as done.
-            Err(_) => RunState::Unfinished(RunStatus::Failed),
+            Err(_) => RunState::Unreadable,
         }
+    }
+
+    /// Why this run's `meta.json` cannot be trusted, and what to do, if it exists and
+    /// does not read back.
+    pub fn meta_problem(&self) -> Option<String> {
+        if !self.meta_path().exists() {
+            return None;
+        }
+        self.read_meta().err().map(|e| {
+            format!(
+                "{e}. The run is left as it is and not trained again: restore the file, or \
+                 delete it to train the run from the start (which replaces its metrics)"
+            )
+        })
     }
 }
 
@@ -328,6 +379,121 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, ResultsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, Instant};
+
+    const STALE_LOCK: &[u8] = br#"{"pid":4294967295,"host":"here"}"#;
+
+    /// Started by `of_several_processes_taking_over_one_stale_lock_exactly_one_wins`: waits
+    /// for the start signal, tries to lock the run, and if it wins, says so in a file of
+    /// its own and holds the lock until told to let go.
+    #[test]
+    #[ignore = "a child process of the lock race test, which starts it"]
+    fn lock_contender() {
+        let Some(path) = std::env::var_os("DEGRADE_LOCK_RACE_DIR") else {
+            return;
+        };
+        let dir = RunDir {
+            path: PathBuf::from(path),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !dir.path.join("go").exists() && Instant::now() < deadline {
+            std::hint::spin_loop();
+        }
+        if let Ok(lock) = dir.try_lock("here").unwrap() {
+            std::fs::write(dir.path.join(format!("won-{}", std::process::id())), b"").unwrap();
+            while !dir.path.join("release").exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            drop(lock);
+        }
+    }
+
+    /// The README promises that two sweeps never train one run twice. Processes that all
+    /// find the same stale lock at once must leave exactly one of them holding the run.
+    #[test]
+    fn of_several_processes_taking_over_one_stale_lock_exactly_one_wins() {
+        const ROUNDS: usize = 50;
+        const PROCESSES: usize = 4;
+        for round in 0..ROUNDS {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path();
+            std::fs::write(dir.join("lock"), STALE_LOCK).unwrap();
+            let mut children: Vec<std::process::Child> = (0..PROCESSES)
+                .map(|_| {
+                    std::process::Command::new(std::env::current_exe().unwrap())
+                        .args(["layout::tests::lock_contender", "--exact", "--ignored"])
+                        .env("DEGRADE_LOCK_RACE_DIR", dir)
+                        .stdout(std::process::Stdio::null())
+                        .spawn()
+                        .unwrap()
+                })
+                .collect();
+            // Let them all reach their start line, then go at once.
+            std::thread::sleep(Duration::from_millis(150));
+            std::fs::write(dir.join("go"), b"").unwrap();
+            // The losers return at once; the winner holds on until released, so a second
+            // winner could not have come after the first let go.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut exited = [false; PROCESSES];
+            while exited.iter().filter(|&&e| e).count() < PROCESSES - 1 && Instant::now() < deadline
+            {
+                for (child, exited) in children.iter_mut().zip(exited.iter_mut()) {
+                    *exited |= child.try_wait().unwrap().is_some();
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let winners: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+                .filter(|n| n.starts_with("won-"))
+                .collect();
+            std::fs::write(dir.join("release"), b"").unwrap();
+            for child in &mut children {
+                assert!(child.wait().unwrap().success(), "round {round}");
+            }
+            assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
+            assert!(
+                !dir.join("lock").exists(),
+                "round {round}: the winner let go"
+            );
+        }
+    }
+
+    #[test]
+    fn a_lock_removes_only_itself() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir {
+            path: tmp.path().to_path_buf(),
+        };
+        let lock = dir.try_lock("here").unwrap().expect("free run");
+        // Deleted by hand, and the run locked by someone else meanwhile.
+        std::fs::remove_file(dir.lock_path()).unwrap();
+        std::fs::write(dir.lock_path(), br#"{"pid":1,"host":"elsewhere"}"#).unwrap();
+        drop(lock);
+        assert!(dir.lock_path().exists(), "the other holder's lock stays");
+    }
+
+    #[test]
+    fn a_meta_that_does_not_read_back_is_unreadable_not_unfinished() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir {
+            path: tmp.path().to_path_buf(),
+        };
+        assert_eq!(dir.state(), RunState::Missing);
+        assert_eq!(dir.meta_problem(), None);
+        std::fs::write(dir.metrics_path(), b"finished metrics").unwrap();
+        std::fs::write(dir.meta_path(), br#"{"config_hash": "ab", "status": "do"#).unwrap();
+        assert_eq!(dir.state(), RunState::Unreadable);
+        assert!(!dir.state().wants_training() && !dir.state().is_finished());
+        let why = dir.meta_problem().expect("a problem");
+        assert!(
+            why.contains("meta.json") && why.contains("delete it"),
+            "{why}"
+        );
+        for trained in [RunState::Missing, RunState::Unfinished(RunStatus::Failed)] {
+            assert!(trained.wants_training());
+        }
+    }
 
     #[test]
     fn a_lock_excludes_others_until_dropped_and_stale_locks_are_taken_over() {

@@ -18,14 +18,14 @@ mod meta;
 mod metric_row;
 mod pending;
 
-pub use atomic::write_atomically;
+pub use atomic::{sync_dir, write_atomically};
 pub use diagnostic_rows::{
     read_gradients, read_lesion, read_responses, write_gradients, write_lesion, write_responses,
     GradientRow, LesionRow, ResponseRow, RunKey,
 };
 pub use error::ResultsError;
 pub use layout::{plan, LockHolder, PlannedRun, RunDir, RunLock, RunState};
-pub use meta::{now_utc, RunMeta, RunStatus};
+pub use meta::{mixed_provenance, now_utc, Build, ResumedFrom, RunMeta, RunStatus};
 pub use metric_row::{metrics_frame, read_metrics, write_metrics, MetricRow, METRIC_COLUMNS};
 pub use pending::{default_pending_path, read_pending, write_pending};
 /// The polars version the results are written with (re-exported for the report).

@@ -24,7 +24,7 @@ pub fn write_pending(
 ) -> Result<usize, ResultsError> {
     let names: Vec<String> = planned
         .iter()
-        .filter(|p| !p.state.is_finished())
+        .filter(|p| p.state.wants_training())
         .map(|p| p.config.dir_name())
         .collect();
     let mut text = format!("{HEADER}{experiment}\n");

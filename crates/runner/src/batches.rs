@@ -3,7 +3,8 @@
 use crate::augment::augment_in_place;
 use candle_core::{Device, Result, Tensor};
 use data::ImageSet;
-use experiment::{Augment, Normalize};
+pub use experiment::batches_per_epoch;
+use experiment::{batch_lengths, Augment, Normalize};
 use models::rng::SeededRng;
 
 /// A dataset in memory: normalised f32 pixels, one image after another in
@@ -148,21 +149,18 @@ fn global_moments(train: &ImageSet) -> (f64, f64) {
     (mean, var.sqrt().max(1e-6))
 }
 
-/// Mini-batches of one epoch: a seeded permutation of `0..n`, cut into `batch_size`
-/// pieces. A last piece of a single example is dropped (BatchNorm cannot train on it).
+/// Mini-batches of one epoch: a seeded permutation of `0..n`, cut as `batch_lengths`
+/// says (a last piece shorter than `MIN_BATCH` is dropped: batch norm cannot train on it).
 pub fn epoch_batches(n: usize, batch_size: usize, seed: u64, epoch: usize) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..n).collect();
     SeededRng::for_stream(seed, &format!("batch-order/epoch-{epoch}")).shuffle(&mut order);
-    order
-        .chunks(batch_size)
-        .filter(|c| c.len() >= 2)
-        .map(<[usize]>::to_vec)
+    let mut start = 0;
+    batch_lengths(n, batch_size)
+        .map(|len| {
+            start += len;
+            order[start - len..start].to_vec()
+        })
         .collect()
-}
-
-/// How many batches `epoch_batches` yields.
-pub fn batches_per_epoch(n: usize, batch_size: usize) -> usize {
-    n / batch_size + usize::from(n % batch_size >= 2)
 }
 
 #[cfg(test)]
@@ -182,6 +180,28 @@ mod tests {
         assert_eq!(epoch_batches(9, 4, 1, 0).len(), 2); // a lone last example is dropped
         assert_eq!(batches_per_epoch(9, 4), 2);
         assert_eq!(batches_per_epoch(10, 4), 3);
+    }
+
+    /// The count the trainer plans with and the batches it gets are one rule, for every
+    /// size and batch size, including those that train nothing.
+    #[test]
+    fn the_batch_count_is_the_number_of_batches_for_every_size() {
+        for n in 0..40 {
+            for batch_size in 0..12 {
+                let batches = epoch_batches(n, batch_size, 3, 1);
+                assert_eq!(
+                    batches.len(),
+                    batches_per_epoch(n, batch_size),
+                    "{n} / {batch_size}"
+                );
+                assert!(batches.iter().all(|b| b.len() >= experiment::MIN_BATCH));
+            }
+        }
+        assert_eq!(
+            batches_per_epoch(100, 1),
+            0,
+            "a batch of one trains nothing"
+        );
     }
 
     fn two_images() -> ImageSet {

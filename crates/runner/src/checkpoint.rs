@@ -11,6 +11,7 @@ const MODEL: &str = "model/";
 const MOMENTUM: &str = "momentum/";
 const PROGRESS: &str = "progress";
 const WARMUP: &str = "warmup";
+const BUILD: &str = "build";
 
 #[derive(Debug, Clone)]
 pub struct Checkpoint {
@@ -23,6 +24,9 @@ pub struct Checkpoint {
     /// The learning-rate warm-up's state (`WarmupState::to_record`); empty in
     /// checkpoints of runs without one, and in those written before it existed.
     pub warmup: Vec<f64>,
+    /// The build that wrote it, as JSON bytes in the file; None in checkpoints written
+    /// before it was recorded.
+    pub build: Option<results::Build>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +52,13 @@ impl Checkpoint {
         let progress = Tensor::new(&[self.epoch as i64, self.iteration as i64], &Device::Cpu)
             .map_err(|e| fail(e.to_string()))?;
         all.insert(PROGRESS.to_string(), progress);
+        if let Some(build) = &self.build {
+            let json = serde_json::to_vec(build).map_err(|e| fail(e.to_string()))?;
+            let len = json.len();
+            let build =
+                Tensor::from_vec(json, len, &Device::Cpu).map_err(|e| fail(e.to_string()))?;
+            all.insert(BUILD.to_string(), build);
+        }
         if !self.warmup.is_empty() {
             let warmup = Tensor::new(self.warmup.as_slice(), &Device::Cpu)
                 .map_err(|e| fail(e.to_string()))?;
@@ -64,6 +75,7 @@ impl Checkpoint {
                 std::fs::File::open(&tmp)
                     .and_then(|f| f.sync_all())
                     .and_then(|()| std::fs::rename(&tmp, path))
+                    .and_then(|()| results::sync_dir(path.parent().unwrap_or(Path::new("."))))
                     .map_err(|e| e.to_string())
             });
         if result.is_err() {
@@ -110,6 +122,18 @@ impl Checkpoint {
                     .map_err(|e| fail(format!("warm-up record: {e}")))?,
                 None => Vec::new(),
             },
+            build: match all.get(BUILD) {
+                Some(t) => {
+                    let bytes = t
+                        .to_vec1::<u8>()
+                        .map_err(|e| fail(format!("build record: {e}")))?;
+                    Some(
+                        serde_json::from_slice(&bytes)
+                            .map_err(|e| fail(format!("build record: {e}")))?,
+                    )
+                }
+                None => None,
+            },
         })
     }
 }
@@ -129,10 +153,12 @@ mod tests {
             model: HashMap::from([("a.weight".to_string(), t.clone())]),
             momentum: HashMap::from([("a.weight".to_string(), (&t * 2.0).unwrap())]),
             warmup: vec![-1.0, 0.9, 0.85],
+            build: Some(crate::provenance::build()),
         };
         ckpt.save(&path).unwrap();
         let back = Checkpoint::load(&path).unwrap();
         assert_eq!((back.epoch, back.iteration), (3, 120));
+        assert_eq!(back.build, ckpt.build);
         assert_eq!(back.warmup, vec![-1.0, 0.9, 0.85]);
         assert_eq!(
             back.model["a.weight"].to_vec1::<f32>().unwrap(),

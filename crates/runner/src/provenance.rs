@@ -1,24 +1,18 @@
 //! Facts about the code and the machine that produced a run, for its `meta.json`.
 
+use results::Build;
 use std::collections::BTreeMap;
-use std::process::Command;
 
-/// `(commit, dirty)` of the git checkout in the current directory, if there is one.
-pub fn git_state() -> (Option<String>, Option<bool>) {
-    let run = |args: &[&str]| {
-        Command::new("git")
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    let commit = run(&["rev-parse", "HEAD"]);
-    let dirty = commit
-        .as_ref()
-        .and_then(|_| run(&["status", "--porcelain", "--untracked-files=no"]))
-        .map(|s| !s.is_empty());
-    (commit, dirty)
+/// The code that computes this process's numbers: the commit this binary was built from
+/// (embedded at build time), the kernels' version and the path they take on this CPU.
+pub fn build() -> Build {
+    let commit = env!("DEGRADE_BUILD_COMMIT");
+    Build {
+        commit: (!commit.is_empty()).then(|| commit.to_string()),
+        dirty: env!("DEGRADE_BUILD_DIRTY").parse().ok(),
+        kernels: models::kernels::VERSION,
+        cpu_path: models::kernels::cpu_path().to_string(),
+    }
 }
 
 pub fn host() -> String {
@@ -57,6 +51,19 @@ pub fn versions() -> BTreeMap<String, String> {
 
 #[cfg(test)]
 mod tests {
+    /// This test binary is built from this checkout, wherever it runs.
+    #[test]
+    fn the_build_names_its_own_commit_and_kernels() {
+        let build = super::build();
+        if std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.git")).exists() {
+            let commit = build.commit.expect("built in a git checkout");
+            assert_eq!(commit.len(), 40, "{commit}");
+            assert!(build.dirty.is_some());
+        }
+        assert_eq!(build.kernels, models::kernels::VERSION);
+        assert!(["avx2+fma", "generic"].contains(&build.cpu_path.as_str()));
+    }
+
     #[test]
     fn versions_name_candle_and_polars() {
         let v = super::versions();

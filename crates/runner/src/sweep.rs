@@ -63,6 +63,17 @@ struct Running {
     dir: RunDir,
 }
 
+/// A worker still running when its `Running` goes away (the sweep returning early with
+/// an error) is stopped: it would otherwise train on unobserved, holding its run's lock.
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 enum Message {
     Event(usize, WorkerEvent),
     Closed(usize),
@@ -84,7 +95,7 @@ pub fn run_sweep(
     };
     let mut pending: Vec<PlannedRun> = planned
         .into_iter()
-        .filter(|p| !p.state.is_finished())
+        .filter(|p| p.state.wants_training())
         .collect();
     // Longest runs first: fewer idle workers at the end of the sweep.
     pending.sort_by_key(|p| std::cmp::Reverse(run_work(&p.config)));
@@ -108,7 +119,7 @@ pub fn run_sweep(
                     ),
                     0,
                 );
-                summary.interrupted.push(r.label);
+                summary.interrupted.push(r.label.clone());
             }
             break;
         }
@@ -204,8 +215,15 @@ fn handle_event(id: usize, r: &mut Running, event: WorkerEvent, progress: &mut S
         WorkerEvent::Started {
             batches,
             resumed_after,
+            resumed_from_build,
             ..
         } => {
+            if let Some(build) = resumed_from_build {
+                progress.line(format!(
+                    "{}: warning: its checkpoint was written by another build ({build}); its numbers come from both",
+                    r.label
+                ));
+            }
             r.batches = batches.max(1);
             if resumed_after > 0 {
                 let skipped = resumed_after as u64 * per_epoch;
@@ -339,4 +357,89 @@ fn describe_crash(dir: &RunDir, exit: std::io::Result<std::process::ExitStatus>)
         dir.path.display(),
         tail.join(" | ")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    const YAML: &str = "name: stops
+dataset:
+  name: fashion-mnist
+model:
+  arch: mlp
+  width: 8
+  zero_init_residual: true
+families: [plain]
+depths: [4, 6]
+seeds: [0]
+train:
+  epochs: 1
+  batch_size: 32
+  lr: 0.05
+  momentum: 0.9
+  weight_decay: 0.0001
+  schedule: cosine
+";
+
+    /// A sweep that cannot start its next worker returns an error, and the workers it
+    /// had started do not go on training (and holding their runs' locks) without it.
+    #[test]
+    fn a_sweep_that_fails_stops_the_workers_it_started() {
+        let tmp = tempfile::tempdir().unwrap();
+        let experiment = experiment::parse_experiment(&tmp.path().join("exp.yaml"), YAML).unwrap();
+        let results_root = tmp.path().join("results");
+        let planned = plan(&experiment, &results_root);
+        let dir_of = |depth| {
+            &planned
+                .iter()
+                .find(|p| p.config.depth == depth)
+                .unwrap()
+                .dir
+        };
+        // The deeper run starts first; the shallower one's directory cannot be made.
+        std::fs::create_dir_all(results_root.join("stops")).unwrap();
+        std::fs::write(&dir_of(4).path, b"a file in the way").unwrap();
+        // A worker that says who it is and trains forever ("--run-dir D" come first).
+        let script = tmp.path().join("worker.sh");
+        std::fs::write(
+            &script,
+            "#!/bin/sh\necho $$ > \"$2/pid.tmp\"\nmv \"$2/pid.tmp\" \"$2/pid\"\nexec sleep 60\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let opts = SweepOptions {
+            results_root: results_root.clone(),
+            jobs: 2,
+            data_dir: tmp.path().to_path_buf(),
+            worker: vec![script.into_os_string()],
+            keep_final_weights: false,
+            device: ComputeDevice::Cpu,
+            diagnostics: Diagnostics::off(),
+        };
+        let e =
+            run_sweep(&experiment, &opts, &AtomicBool::new(false)).expect_err("the sweep fails");
+        assert!(
+            e.to_string()
+                .contains(&dir_of(4).path.display().to_string()),
+            "{e}"
+        );
+        // The worker may have been stopped before it wrote its pid; if it wrote it, it
+        // must be gone.
+        let pid_file = dir_of(6).path.join("pid");
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !pid_file.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Ok(pid) = std::fs::read_to_string(&pid_file) {
+            let alive = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+                .is_ok_and(|stat| !stat.contains(") Z"));
+            assert!(
+                !alive,
+                "worker {} still running after the sweep failed",
+                pid.trim()
+            );
+        }
+    }
 }

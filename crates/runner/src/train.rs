@@ -74,6 +74,7 @@ impl EpochState<'_> {
             model,
             momentum,
             warmup: self.warmup.to_record(),
+            build: Some(crate::provenance::build()),
         })
     }
 }
@@ -196,13 +197,14 @@ fn restore(varmap: &VarMap, sgd: &mut Sgd, checkpoint: &Checkpoint) -> Result<()
 ///
 /// With `gradient_every` > 0, reports each weighted layer's gradient norm every that many
 /// iterations (`Progress::Gradients`); it reads the gradients the step uses anyway.
+/// An error from `on_progress` (a result that could not be written) ends the run there.
 pub fn train(
     config: &RunConfig,
     data: &Datasets,
     device: &Device,
     resume: Option<Resume>,
     gradient_every: usize,
-    on_progress: &mut dyn FnMut(Progress),
+    on_progress: &mut dyn FnMut(Progress) -> Result<(), TrainError>,
 ) -> Result<Outcome, TrainError> {
     let varmap = VarMap::new();
     let architecture = architecture(config, data.train.shape);
@@ -216,9 +218,11 @@ pub fn train(
     let per_epoch = batches_per_epoch(data.train.len(), t.batch_size);
     if per_epoch == 0 {
         return Err(TrainError::Config(format!(
-            "{}: the training set has {} examples, too few for one batch",
+            "{}: the training set has {} examples, too few for one batch of {} (a batch needs at least {})",
             config.label(),
-            data.train.len()
+            data.train.len(),
+            t.batch_size,
+            experiment::MIN_BATCH
         )));
     }
     let total_iterations = t.total_iterations(per_epoch);
@@ -240,6 +244,7 @@ pub fn train(
                         ))
                     })?;
             }
+            check_resume_point(config, &checkpoint, &rows, per_epoch)?;
             (rows, checkpoint.epoch + 1, checkpoint.iteration)
         }
         None => (Vec::new(), 1, 0),
@@ -256,6 +261,15 @@ pub fn train(
     for epoch in first_epoch..=t.epochs_to_run(per_epoch) {
         let mut batches = epoch_batches(data.train.len(), t.batch_size, config.seed, epoch);
         batches.truncate(total_iterations.saturating_sub(iteration));
+        // A metric row stands for steps taken: an epoch without one has nothing to report.
+        if batches.is_empty() {
+            return Err(TrainError::Config(format!(
+                "{}: epoch {epoch} has no batch to train ({} examples, batch size {}, {iteration} of {total_iterations} iterations done)",
+                config.label(),
+                data.train.len(),
+                t.batch_size
+            )));
+        }
         let mut augment_rng = SeededRng::for_stream(config.seed, &format!("augment/epoch-{epoch}"));
         let epoch_lr = lr_at(&warmup, iteration);
         let (mut seen, mut wrong, mut loss_sum) = (0usize, 0f64, 0f64);
@@ -279,7 +293,7 @@ pub fn train(
                 on_progress(Progress::Gradients {
                     iteration,
                     norms: layers.iter().map(|(n, _)| n.clone()).zip(norms).collect(),
-                });
+                })?;
             }
             sgd.step(&grads, lr)?;
 
@@ -294,7 +308,7 @@ pub fn train(
                 batch: b + 1,
                 batches: batches.len(),
                 train_error: wrong / seen as f64,
-            });
+            })?;
         }
         let (test_error, test_loss) = evaluate(&model, &data.test, device)?;
         let validation = data
@@ -309,8 +323,8 @@ pub fn train(
             seed: config.seed,
             config_hash: config.hash(),
             epoch: epoch as u32,
-            train_error: wrong / seen.max(1) as f64,
-            train_loss: loss_sum / seen.max(1) as f64,
+            train_error: wrong / seen as f64,
+            train_loss: loss_sum / seen as f64,
             test_error,
             test_loss,
             lr: epoch_lr,
@@ -328,11 +342,59 @@ pub fn train(
                 epoch,
                 iteration,
             },
-        });
+        })?;
         rows.push(row);
     }
-    on_progress(Progress::Trained { network: &model });
+    on_progress(Progress::Trained { network: &model })?;
     Ok(Outcome::Done(rows))
+}
+
+/// A checkpoint fits this run only where this run's own iteration arithmetic would have
+/// put it: `epoch` whole epochs of `per_epoch` steps (the last one cut at the run's
+/// length), and one metric row for each. A checkpoint from another dataset size, batch
+/// size or length would otherwise resume at a step count no uninterrupted run reaches.
+fn check_resume_point(
+    config: &RunConfig,
+    checkpoint: &Checkpoint,
+    rows: &[MetricRow],
+    per_epoch: usize,
+) -> Result<(), TrainError> {
+    let t = &config.train;
+    let epochs = t.epochs_to_run(per_epoch);
+    let expected = checkpoint
+        .epoch
+        .checked_mul(per_epoch)
+        .map(|i| i.min(t.total_iterations(per_epoch)));
+    let problem = if checkpoint.epoch > epochs {
+        Some(format!("this run has only {epochs} epochs"))
+    } else if expected != Some(checkpoint.iteration) {
+        Some(format!(
+            "this run reaches iteration {} there ({per_epoch} batches an epoch)",
+            expected.map_or("beyond any count".into(), |i| i.to_string())
+        ))
+    } else if rows.len() != checkpoint.epoch
+        || rows
+            .last()
+            .and_then(|r| r.iteration)
+            .is_some_and(|i| i != checkpoint.iteration as u64)
+    {
+        Some(format!(
+            "the metrics hold {} epoch rows ending at iteration {:?}",
+            rows.len(),
+            rows.last().and_then(|r| r.iteration)
+        ))
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(why) => Err(TrainError::Config(format!(
+            "{}: the checkpoint is at epoch {}, iteration {}, but {why} (did the dataset, its directory or the batch size change? delete the checkpoint to train this run again from the start)",
+            config.label(),
+            checkpoint.epoch,
+            checkpoint.iteration
+        ))),
+    }
 }
 
 fn count_wrong(logits: &Tensor, labels: &Tensor) -> candle_core::Result<f64> {
@@ -441,6 +503,7 @@ mod tests {
             if let Progress::Epoch { .. } = p {
                 epochs_seen += 1
             }
+            Ok(())
         })
         .unwrap();
         let Outcome::Done(rows) = outcome else {
@@ -460,19 +523,20 @@ mod tests {
     #[test]
     fn same_seed_gives_bit_identical_metrics() {
         let data = toy(256, 64);
-        let run = || match train(&config(0.1), &data, &Device::Cpu, None, 0, &mut |_| {}).unwrap() {
-            Outcome::Done(rows) => rows
-                .into_iter()
-                .map(|r| {
-                    (
-                        r.train_error.to_bits(),
-                        r.train_loss.to_bits(),
-                        r.test_loss.to_bits(),
-                    )
-                })
-                .collect::<Vec<_>>(),
-            other => panic!("{other:?}"),
-        };
+        let run =
+            || match train(&config(0.1), &data, &Device::Cpu, None, 0, &mut |_| Ok(())).unwrap() {
+                Outcome::Done(rows) => rows
+                    .into_iter()
+                    .map(|r| {
+                        (
+                            r.train_error.to_bits(),
+                            r.train_loss.to_bits(),
+                            r.test_loss.to_bits(),
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+                other => panic!("{other:?}"),
+            };
         assert_eq!(run(), run());
     }
 
@@ -491,6 +555,7 @@ mod tests {
             if let Progress::Epoch { row, state } = p {
                 checkpoints.push((row.clone(), state.checkpoint().unwrap()));
             }
+            Ok(())
         })
         .unwrap()
         {
@@ -506,7 +571,7 @@ mod tests {
                 rows: checkpoints[..stop].iter().map(|(r, _)| r.clone()).collect(),
             };
             let resumed =
-                match train(cfg, data, &Device::Cpu, Some(resume), 0, &mut |_| {}).unwrap() {
+                match train(cfg, data, &Device::Cpu, Some(resume), 0, &mut |_| Ok(())).unwrap() {
                     Outcome::Done(rows) => rows,
                     other => panic!("{other:?}"),
                 };
@@ -578,7 +643,7 @@ mod tests {
         let mut other = cfg.clone();
         other.seed += 1;
         let Outcome::Done(other_rows) =
-            train(&other, &data, &Device::Cpu, None, 0, &mut |_| {}).unwrap()
+            train(&other, &data, &Device::Cpu, None, 0, &mut |_| Ok(())).unwrap()
         else {
             panic!()
         };
@@ -597,11 +662,12 @@ mod tests {
                 assert!(iteration == 0 || norms.iter().all(|(_, n)| *n > 0.0));
                 logged.push(iteration);
             }
+            Ok(())
         })
         .unwrap();
         // 8 iterations per epoch, 3 epochs: 0, 10, 20.
         assert_eq!(logged, [0, 10, 20]);
-        let without = train(&config(0.1), &data, &Device::Cpu, None, 0, &mut |_| {}).unwrap();
+        let without = train(&config(0.1), &data, &Device::Cpu, None, 0, &mut |_| Ok(())).unwrap();
         match (with, without) {
             (Outcome::Done(a), Outcome::Done(b)) => {
                 assert_eq!(without_wall_time(&a), without_wall_time(&b))
@@ -637,6 +703,7 @@ mod tests {
             if let Progress::Epoch { state, .. } = p {
                 saved.get_or_insert(state.checkpoint().unwrap());
             }
+            Ok(())
         })
         .unwrap();
         let mut deeper = config(0.1);
@@ -645,10 +712,84 @@ mod tests {
             checkpoint: saved.unwrap(),
             rows: Vec::new(),
         };
-        let e = train(&deeper, &data, &Device::Cpu, Some(resume), 0, &mut |_| {})
-            .err()
-            .unwrap();
+        let e = train(&deeper, &data, &Device::Cpu, Some(resume), 0, &mut |_| {
+            Ok(())
+        })
+        .err()
+        .unwrap();
         assert!(e.to_string().contains("does not fit"), "{e}");
+    }
+
+    /// A checkpoint written with 8 batches an epoch, resumed where the training set has
+    /// 4 (a smaller dataset directory: not part of the hash). Its epochs would otherwise
+    /// run out of iterations and log rows of no step with 0 % training error.
+    #[test]
+    fn a_checkpoint_from_another_batch_count_is_refused_not_resumed() {
+        let cfg = config(0.1);
+        let mut saved = None;
+        train(&cfg, &toy(256, 64), &Device::Cpu, None, 0, &mut |p| {
+            if let Progress::Epoch { row, state } = p {
+                saved.get_or_insert((row.clone(), state.checkpoint().unwrap()));
+            }
+            Ok(())
+        })
+        .unwrap();
+        let (row, checkpoint) = saved.unwrap();
+        assert_eq!((checkpoint.epoch, checkpoint.iteration), (1, 8));
+        let resume = Resume {
+            checkpoint,
+            rows: vec![row],
+        };
+        let e = train(
+            &cfg,
+            &toy(128, 64),
+            &Device::Cpu,
+            Some(resume),
+            0,
+            &mut |_| Ok(()),
+        )
+        .expect_err("refused");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("iteration 8") && msg.contains("reaches iteration 4"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_batch_size_that_trains_nothing_is_an_error_not_a_run() {
+        let mut cfg = config(0.1);
+        cfg.train.batch_size = 1;
+        let e =
+            train(&cfg, &toy(64, 16), &Device::Cpu, None, 0, &mut |_| Ok(())).expect_err("no run");
+        assert!(e.to_string().contains("too few for one batch"), "{e}");
+    }
+
+    /// A report that cannot be kept (a metrics or checkpoint write that failed) stops
+    /// the run there: no epoch is trained that could not be saved.
+    #[test]
+    fn an_error_while_reporting_an_epoch_stops_training_at_once() {
+        let mut epochs = 0;
+        let e = train(
+            &config(0.1),
+            &toy(256, 64),
+            &Device::Cpu,
+            None,
+            0,
+            &mut |p| {
+                if let Progress::Epoch { .. } = p {
+                    epochs += 1;
+                    return Err(TrainError::Config("disk full".into()));
+                }
+                Ok(())
+            },
+        )
+        .expect_err("the error comes back");
+        assert_eq!(
+            (epochs, e.to_string().contains("disk full")),
+            (1, true),
+            "{e}"
+        );
     }
 
     #[test]
@@ -656,7 +797,7 @@ mod tests {
         let data = toy(64, 16);
         let mut cfg = config(0.1);
         cfg.train.max_loss = Some(0.01); // below any first-batch loss
-        match train(&cfg, &data, &Device::Cpu, None, 0, &mut |_| {}).unwrap() {
+        match train(&cfg, &data, &Device::Cpu, None, 0, &mut |_| Ok(())).unwrap() {
             Outcome::Diverged { rows, reason } => {
                 assert!(
                     rows.is_empty() && reason.contains("epoch 1, batch 1"),
@@ -673,7 +814,7 @@ mod tests {
         let mut cfg = config(1e9);
         cfg.family = Family::Plain;
         cfg.zero_init_residual = false;
-        match train(&cfg, &data, &Device::Cpu, None, 0, &mut |_| {}).unwrap() {
+        match train(&cfg, &data, &Device::Cpu, None, 0, &mut |_| Ok(())).unwrap() {
             Outcome::Diverged { reason, .. } => {
                 assert!(reason.contains("training loss"), "{reason}")
             }

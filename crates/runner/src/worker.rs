@@ -12,7 +12,7 @@ use candle_core::Device;
 use experiment::{ComputeDevice, Diagnostics, RunConfig};
 use results::{
     now_utc, read_gradients, read_metrics, write_gradients, write_lesion, write_metrics,
-    write_responses, GradientRow, MetricRow, RunDir, RunKey, RunMeta, RunStatus,
+    write_responses, GradientRow, MetricRow, ResumedFrom, RunDir, RunKey, RunMeta, RunStatus,
 };
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -23,11 +23,14 @@ use std::time::Instant;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum WorkerEvent {
-    /// `resumed_after`: the epoch of the checkpoint it resumed from (0: from scratch).
+    /// `resumed_after`: the epoch of the checkpoint it resumed from (0: from scratch);
+    /// `resumed_from_build`: that checkpoint's build, where it is not this one.
     Started {
         epochs: usize,
         batches: usize,
         resumed_after: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resumed_from_build: Option<String>,
     },
     Batch {
         epoch: usize,
@@ -88,6 +91,14 @@ pub fn run_worker(
         }
     };
     dir.remove_stale_temporaries();
+    if let Some(why) = dir.meta_problem() {
+        // Nothing is written: the file may be a finished run's, for the user to restore.
+        emit(&WorkerEvent::Finished {
+            status: RunStatus::Failed,
+            message: Some(why.clone()),
+        });
+        return Err(TrainError::Config(why));
+    }
     if dir.state().is_finished() {
         // Another sweep finished it between our plan and our lock.
         emit(&WorkerEvent::Finished {
@@ -97,12 +108,12 @@ pub fn run_worker(
         return Ok(RunStatus::Running);
     }
     let config = dir.read_config()?;
-    let (git_commit, git_dirty) = provenance::git_state();
+    let build = provenance::build();
     let mut meta = RunMeta {
         config_hash: config.hash(),
         status: RunStatus::Running,
-        git_commit,
-        git_dirty,
+        git_commit: build.commit.clone(),
+        git_dirty: build.dirty,
         host,
         cpu: provenance::cpu_model(),
         threads: candle_core::utils::get_num_threads(),
@@ -113,11 +124,27 @@ pub fn run_worker(
         ended_at: None,
         wall_s: None,
         error: None,
+        build: Some(build),
+        resumed_from: None,
     };
     dir.write_meta(&meta)?;
     let started = Instant::now();
-    let result =
-        open_device(device).and_then(|d| train_in_dir(&dir, &config, data_dir, &d, diagnostics));
+    let result = open_device(device)
+        .and_then(|d| train_in_dir(&dir, &config, data_dir, &d, diagnostics, &mut meta))
+        .and_then(|outcome| {
+            // A done run's last checkpoint is its final weights: in place before the run
+            // is marked done, so that a done run of such an experiment always has them.
+            if matches!(outcome, Outcome::Done(_)) && keep_final_weights {
+                let io = |source| results::ResultsError::Io {
+                    path: dir.path.join("final.safetensors"),
+                    source,
+                };
+                std::fs::rename(dir.checkpoint_path(), dir.path.join("final.safetensors"))
+                    .map_err(io)?;
+                results::sync_dir(&dir.path).map_err(io)?;
+            }
+            Ok(outcome)
+        });
     meta.ended_at = Some(now_utc());
     meta.wall_s = Some(started.elapsed().as_secs_f64());
     let status = match &result {
@@ -133,21 +160,9 @@ pub fn run_worker(
     };
     meta.status = status;
     dir.write_meta(&meta)?;
-    // Finished: the checkpoint has served its purpose; a done run's last one is its
-    // final weights, kept if the experiment asks for them.
-    match status {
-        RunStatus::Done if keep_final_weights => {
-            std::fs::rename(dir.checkpoint_path(), dir.path.join("final.safetensors")).map_err(
-                |source| results::ResultsError::Io {
-                    path: dir.checkpoint_path(),
-                    source,
-                },
-            )?;
-        }
-        RunStatus::Done | RunStatus::Diverged => {
-            let _ = std::fs::remove_file(dir.checkpoint_path());
-        }
-        RunStatus::Failed | RunStatus::Running => {}
+    // Finished: the checkpoint has served its purpose.
+    if matches!(status, RunStatus::Done | RunStatus::Diverged) {
+        let _ = std::fs::remove_file(dir.checkpoint_path());
     }
     emit(&WorkerEvent::Finished {
         status,
@@ -162,14 +177,33 @@ fn train_in_dir(
     data_dir: &Path,
     device: &Device,
     diagnostics: &Diagnostics,
+    meta: &mut RunMeta,
 ) -> Result<Outcome, TrainError> {
     let data = load_datasets(config, data_dir)?;
     let batches = crate::batches::batches_per_epoch(data.train.len(), config.train.batch_size);
     let resume = resume_point(dir)?;
+    // A checkpoint of another build resumes (it is real training, and may be hours of
+    // it), but the run then says so: in its meta, for the report and `plan`, and here.
+    let other_build = resume.as_ref().and_then(|r| {
+        (r.checkpoint.build != meta.build).then(|| ResumedFrom {
+            epoch: r.checkpoint.epoch,
+            build: r.checkpoint.build.clone(),
+        })
+    });
+    if let Some(from) = &other_build {
+        meta.resumed_from = Some(from.clone());
+        dir.write_meta(meta)?;
+    }
     emit(&WorkerEvent::Started {
         epochs: config.train.epochs_to_run(batches),
         batches,
         resumed_after: resume.as_ref().map_or(0, |r| r.checkpoint.epoch),
+        resumed_from_build: other_build.map(|from| {
+            from.build
+                .map_or("a build that did not record itself".into(), |b| {
+                    b.to_string()
+                })
+        }),
     });
 
     let mut rows: Vec<MetricRow> = resume.as_ref().map(|r| r.rows.clone()).unwrap_or_default();
@@ -188,9 +222,8 @@ fn train_in_dir(
             .collect(),
         _ => Vec::new(),
     };
-    let mut write_error: Option<TrainError> = None;
     let gradient_every = diagnostics.gradient_every;
-    let outcome = train(
+    train(
         config,
         &data,
         device,
@@ -206,12 +239,10 @@ fn train_in_dir(
                         grad_norm: norm,
                     }
                 }));
+                Ok(())
             }
             Progress::Trained { network } => {
-                let measured = after_training(dir, &key, network, &data, device, diagnostics);
-                if let Err(e) = measured {
-                    write_error.get_or_insert(e);
-                }
+                after_training(dir, &key, network, &data, device, diagnostics)
             }
             Progress::Batch {
                 epoch,
@@ -226,38 +257,30 @@ fn train_in_dir(
                         train_error,
                     });
                 }
+                Ok(())
             }
             Progress::Epoch { row, state } => {
                 rows.push(row.clone());
                 // Persist every finished epoch, so a crash loses at most the epoch in flight:
                 // metrics first, then the checkpoint, so a checkpoint never runs ahead of them.
-                let saved = write_metrics(&dir.metrics_path(), &rows)
-                    .and_then(|()| match gradients.is_empty() {
-                        true => Ok(()),
-                        false => write_gradients(&dir.gradients_path(), &key, &gradients),
-                    })
-                    .map_err(TrainError::from)
-                    .and_then(|()| state.checkpoint().map_err(TrainError::from))
-                    .and_then(|c| {
-                        c.save(&dir.checkpoint_path())
-                            .map_err(|e| TrainError::Config(e.to_string()))
-                    });
-                if let Err(e) = saved {
-                    write_error.get_or_insert(e);
+                write_metrics(&dir.metrics_path(), &rows)?;
+                if !gradients.is_empty() {
+                    write_gradients(&dir.gradients_path(), &key, &gradients)?;
                 }
+                state
+                    .checkpoint()?
+                    .save(&dir.checkpoint_path())
+                    .map_err(|e| TrainError::Config(e.to_string()))?;
                 emit(&WorkerEvent::Epoch {
                     epoch: row.epoch as usize,
                     train_error: row.train_error,
                     test_error: row.test_error,
                     wall_s: row.wall_s,
                 });
+                Ok(())
             }
         },
-    )?;
-    if let Some(e) = write_error {
-        return Err(e);
-    }
-    Ok(outcome)
+    )
 }
 
 /// The Candle device for a choice; CUDA needs a build with the `cuda` feature.
@@ -382,4 +405,132 @@ fn resume_point(dir: &RunDir) -> Result<Option<Resume>, TrainError> {
     }
     rows.truncate(checkpoint.epoch);
     Ok(Some(Resume { checkpoint, rows }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::Checkpoint;
+
+    const YAML: &str = "name: resumed
+dataset:
+  name: fashion-mnist
+model:
+  arch: mlp
+  width: 8
+families: [plain]
+depths: [4]
+seeds: [0]
+train:
+  epochs: 2
+  batch_size: 16
+  lr: 0.05
+  momentum: 0.9
+  weight_decay: 0.0001
+  schedule: cosine
+";
+
+    /// 64 training and 16 test images of 4x4 noise, in Fashion-MNIST's file names.
+    fn tiny_dataset(dir: &Path) {
+        let mut state = 7u32;
+        for (prefix, n) in [("train", 64), ("t10k", 16)] {
+            let pixels: Vec<u8> = (0..n * 16)
+                .map(|_| {
+                    state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    (state >> 24) as u8
+                })
+                .collect();
+            let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+            let write =
+                |name: String, bytes: Vec<u8>| std::fs::write(dir.join(name), bytes).unwrap();
+            write(
+                format!("{prefix}-images-idx3-ubyte"),
+                data::encode_idx(&[n, 4, 4], &pixels),
+            );
+            write(
+                format!("{prefix}-labels-idx1-ubyte"),
+                data::encode_idx(&[n], &labels),
+            );
+        }
+    }
+
+    /// A run directory of YAML's run, with its config, beside the tiny dataset.
+    fn run_dir(root: &Path) -> (RunConfig, RunDir) {
+        tiny_dataset(root);
+        let experiment = experiment::parse_experiment(&root.join("exp.yaml"), YAML).unwrap();
+        let config = experiment.runs[0].clone();
+        let dir = RunDir::for_run(&root.join("results"), &config);
+        dir.create().unwrap();
+        dir.write_config(&config).unwrap();
+        (config, dir)
+    }
+
+    /// A done run of an experiment that keeps final weights has them: if they cannot be
+    /// put in place, the run is not marked done.
+    #[test]
+    fn a_run_whose_final_weights_cannot_be_kept_is_not_done() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_, dir) = run_dir(tmp.path());
+        // A directory in the way of the rename.
+        std::fs::create_dir_all(dir.path.join("final.safetensors/in-the-way")).unwrap();
+        let outcome = run_worker(
+            &dir.path,
+            tmp.path(),
+            ComputeDevice::Cpu,
+            true,
+            &Diagnostics::off(),
+        );
+        assert!(outcome.is_err(), "{outcome:?}");
+        let meta = dir.read_meta().unwrap();
+        assert_eq!(meta.status, RunStatus::Failed);
+        assert!(meta.error.unwrap().contains("final.safetensors"));
+    }
+
+    /// A run interrupted under one build and finished under another is done, and says
+    /// so: its meta names the checkpoint's build, and the provenance lines show it.
+    #[test]
+    fn a_resume_from_another_builds_checkpoint_is_recorded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (config, dir) = run_dir(tmp.path());
+        // What a worker of another build left after epoch 1.
+        let data = load_datasets(&config, tmp.path()).unwrap();
+        let mut first: Option<(MetricRow, Checkpoint)> = None;
+        train(&config, &data, &Device::Cpu, None, 0, &mut |p| {
+            if let Progress::Epoch { row, state } = p {
+                first.get_or_insert((row.clone(), state.checkpoint()?));
+            }
+            Ok(())
+        })
+        .unwrap();
+        let (row, mut checkpoint) = first.unwrap();
+        let older = results::Build {
+            commit: Some("0".repeat(40)),
+            ..provenance::build()
+        };
+        checkpoint.build = Some(older.clone());
+        checkpoint.save(&dir.checkpoint_path()).unwrap();
+        write_metrics(&dir.metrics_path(), &[row]).unwrap();
+
+        let status = run_worker(
+            &dir.path,
+            tmp.path(),
+            ComputeDevice::Cpu,
+            false,
+            &Diagnostics::off(),
+        )
+        .unwrap();
+        assert_eq!(status, RunStatus::Done);
+        let meta = dir.read_meta().unwrap();
+        assert_eq!(meta.build, Some(provenance::build()));
+        assert_eq!(
+            meta.resumed_from,
+            Some(ResumedFrom {
+                epoch: 1,
+                build: Some(older)
+            })
+        );
+        let lines = results::mixed_provenance(&[("plain-4".into(), meta)]).join("\n");
+        assert!(lines.contains("plain-4 resumed after epoch 1"), "{lines}");
+        assert_eq!(read_metrics(&dir.metrics_path()).unwrap().len(), 2);
+    }
 }
