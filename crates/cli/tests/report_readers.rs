@@ -148,3 +148,64 @@ fn pyarrow_reads_the_parquet_files() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("8 files, 16 rows"));
 }
+
+/// bench/compare_errors.py on real results: identical results are within the spread
+/// with Welch's t at zero; a run that is not done is left out, and said to be.
+#[test]
+fn compare_errors_counts_only_done_runs_and_prints_welch_t() {
+    if !available(
+        "python3",
+        &["-c", "import pyarrow"],
+        "DEGRADE_REQUIRE_PYARROW",
+    ) {
+        return;
+    }
+    let ws = swept();
+    let (old, new) = (ws.root.join("results/browser"), ws.root.join("copy"));
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(&old)
+        .arg(&new)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/compare_errors.py");
+    let compare = || {
+        Command::new("python3")
+            .arg(&script)
+            .arg(&old)
+            .arg(&new)
+            .output()
+            .unwrap()
+    };
+    let out = compare();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(stdout.contains("Welch t"), "{stdout}");
+    assert!(
+        !stdout.contains("NO") && !stdout.contains("left out"),
+        "{stdout}"
+    );
+
+    let run = std::fs::read_dir(&new)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let meta = std::fs::read_to_string(run.join("meta.json")).unwrap();
+    std::fs::write(
+        run.join("meta.json"),
+        meta.replace("\"done\"", "\"diverged\""),
+    )
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&compare().stdout).to_string();
+    let name = run.file_name().unwrap().to_string_lossy().to_string();
+    assert!(stdout.contains("left out of NEW"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains(&name) && l.contains("diverged")),
+        "{stdout}"
+    );
+}
