@@ -10,6 +10,7 @@ mod diagnose;
 mod error;
 mod load;
 mod page;
+mod stats;
 mod verdict;
 
 pub use aggregate::{epoch_means, final_errors, GroupStat, MeanStd};

@@ -1,9 +1,18 @@
 //! What the results show, in plain words, computed from the final errors and the runs
-//! that are not done. It claims the effect only when the data supports it: at least two
-//! seeds at the compared depths, a difference beyond the spread across seeds, and no
-//! planned run missing or diverged; otherwise it says what is missing.
+//! that are not done. Each half is a test with stated statistics, on the final training
+//! error of the shallowest and the deepest depth over their seeds (Welch's t, one-sided,
+//! 95 %):
+//! - degradation is *shown* when the deepest plain net is worse with p < 0.05, and
+//!   *absent* when, with 95 % confidence, it is less than `NO_WORSE_MARGIN` worse;
+//! - the residual nets *avoid* it when, with 95 % confidence, the deepest is less than
+//!   `NO_WORSE_MARGIN` worse (a non-inferiority test), and *do not* when it is worse
+//!   with p < 0.05 and by more than the margin.
+//!
+//! Anything else is inconclusive: the seeds cannot tell, there is one seed per depth, or
+//! a planned run is missing or diverged; the verdict says which.
 
 use crate::aggregate::GroupStat;
+use crate::stats::Welch;
 use experiment::Family;
 use serde::Serialize;
 
@@ -39,8 +48,10 @@ pub struct Verdict {
     pub details: Vec<String>,
 }
 
-/// Points of training error below which a residual difference is negligible.
-const RESIDUAL_TOLERANCE: f64 = 0.01;
+/// Training error (a fraction: 1 point) within which a deeper net counts as no worse.
+const NO_WORSE_MARGIN: f64 = 0.01;
+/// The one-sided confidence of every claim.
+const CONFIDENCE: f64 = 0.95;
 
 /// The shallowest-vs-deepest comparison of one family's final training error.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,8 +60,8 @@ struct Comparison {
     deep: GroupStat,
     /// Deep minus shallow mean training error.
     diff: f64,
-    /// Spread of that difference across seeds: sqrt(std_deep^2 + std_shallow^2).
-    spread: f64,
+    /// Welch's test of deep against shallow; None with one seed at either depth.
+    welch: Option<Welch>,
 }
 
 impl Comparison {
@@ -62,17 +73,55 @@ impl Comparison {
             return None;
         }
         let diff = deep.train_error.mean - shallow.train_error.mean;
-        let spread = deep.train_error.std.hypot(shallow.train_error.std);
+        let group = |g: &GroupStat| (g.n, g.train_error.mean, g.train_error.std);
+        let welch = Welch::of(group(&shallow), group(&deep));
         Some(Self {
             shallow,
             deep,
             diff,
-            spread,
+            welch,
         })
     }
 
     fn one_seed(&self) -> bool {
-        self.shallow.n < 2 || self.deep.n < 2
+        self.welch.is_none()
+    }
+
+    /// Deep worse than shallow with p < 1 - CONFIDENCE.
+    fn significantly_worse(&self) -> bool {
+        self.welch.is_some_and(|w| w.p_greater() < 1.0 - CONFIDENCE)
+    }
+
+    /// With CONFIDENCE, deep is less than NO_WORSE_MARGIN worse than shallow.
+    fn no_worse(&self) -> bool {
+        self.welch
+            .is_some_and(|w| w.upper_bound(CONFIDENCE) < NO_WORSE_MARGIN)
+    }
+
+    /// "Welch t = 2.10, df 3.8, one-sided p = 0.053, effect size d = 1.7; 95 % upper
+    /// bound of the difference +4.12 points", or None with one seed.
+    fn statistics(&self) -> Option<String> {
+        let w = self.welch?;
+        let number = |v: f64| match v {
+            v if v.is_infinite() => format!("{}∞", if v < 0.0 { "-" } else { "" }),
+            v => format!("{v:.2}"),
+        };
+        let p = w.p_greater();
+        let p = match p < 0.001 {
+            true => "p < 0.001".to_string(),
+            false => format!("p = {p:.3}"),
+        };
+        let df = match w.df.is_finite() {
+            true => format!(", df {:.1}", w.df),
+            false => String::new(),
+        };
+        Some(format!(
+            "Welch t = {}{df}, one-sided {p}, effect size d = {}; {:.0} % upper bound of the difference {:+.2} points",
+            number(w.t),
+            number(w.effect),
+            100.0 * CONFIDENCE,
+            100.0 * w.upper_bound(CONFIDENCE)
+        ))
     }
 
     fn describe(&self, family: Family) -> String {
@@ -93,8 +142,11 @@ impl Comparison {
                 )
             }
         };
+        let statistics = self
+            .statistics()
+            .map_or(String::new(), |s| format!(" {s}."));
         format!(
-            "{family} nets: final training error {} against {}: {:+.2} points, {:.1}x.",
+            "{family} nets: final training error {} against {}: {:+.2} points, {:.1}x.{statistics}",
             stat(&self.deep),
             stat(&self.shallow),
             100.0 * self.diff,
@@ -135,16 +187,17 @@ pub fn verdict(finals: &[GroupStat], not_done: &[NotDone]) -> Verdict {
 
     let degradation = match &plain {
         None => Evidence::Inconclusive,
-        Some(c) if c.one_seed() || plain_incomplete => Evidence::Inconclusive,
-        Some(c) if c.diff > 2.0 * c.spread && c.diff > 0.0 => Evidence::Shown,
-        Some(c) if c.diff <= 0.0 => Evidence::Absent,
+        Some(_) if plain_incomplete => Evidence::Inconclusive,
+        Some(c) if c.significantly_worse() => Evidence::Shown,
+        Some(c) if c.no_worse() => Evidence::Absent,
         Some(_) => Evidence::Inconclusive,
     };
     let residual_avoids = match &residual {
         None => Evidence::Inconclusive,
-        Some(c) if c.one_seed() || residual_incomplete => Evidence::Inconclusive,
-        Some(c) if c.diff <= (2.0 * c.spread).max(RESIDUAL_TOLERANCE) => Evidence::Shown,
-        Some(_) => Evidence::Absent,
+        Some(_) if residual_incomplete => Evidence::Inconclusive,
+        Some(c) if c.no_worse() => Evidence::Shown,
+        Some(c) if c.significantly_worse() && c.diff > NO_WORSE_MARGIN => Evidence::Absent,
+        Some(_) => Evidence::Inconclusive,
     };
 
     let headline = headline(
@@ -152,7 +205,7 @@ pub fn verdict(finals: &[GroupStat], not_done: &[NotDone]) -> Verdict {
         &residual,
         degradation,
         residual_avoids,
-        plain_incomplete,
+        (plain_incomplete, residual_incomplete),
     );
     Verdict {
         headline,
@@ -167,24 +220,33 @@ fn headline(
     residual: &Option<Comparison>,
     degradation: Evidence,
     residual_avoids: Evidence,
-    plain_incomplete: bool,
+    (plain_incomplete, residual_incomplete): (bool, bool),
 ) -> String {
     let Some(p) = plain else {
         return "Not enough data yet: fewer than two plain depths have finished runs, so \
                 degradation cannot be judged."
             .into();
     };
+    let bound = |c: &Comparison| {
+        c.welch
+            .map_or(f64::NAN, |w| 100.0 * w.upper_bound(CONFIDENCE))
+    };
+    let p_value = |c: &Comparison| c.welch.map_or(f64::NAN, |w| w.p_greater());
     let residual_clause = match (residual, residual_avoids) {
         (Some(r), Evidence::Shown) => format!(
-            " The residual nets do not degrade: {:.2}% at depth {} against {:.2}% at depth {}.",
+            " The residual nets do not degrade: {:.2}% at depth {} against {:.2}% at depth {}; the {:.0} % upper bound of the difference, {:+.2} points, is below the {:.0}-point margin.",
             100.0 * r.deep.train_error.mean,
             r.deep.depth,
             100.0 * r.shallow.train_error.mean,
-            r.shallow.depth
+            r.shallow.depth,
+            100.0 * CONFIDENCE,
+            bound(r),
+            100.0 * NO_WORSE_MARGIN
         ),
         (Some(r), Evidence::Absent) => format!(
-            " The residual nets get worse with depth too ({:+.2} points), beyond their seed spread.",
-            100.0 * r.diff
+            " The residual nets get worse with depth too ({:+.2} points, one-sided p = {:.3}).",
+            100.0 * r.diff,
+            p_value(r)
         ),
         (Some(r), Evidence::Inconclusive) => format!(
             " Residual nets: {:+.2} points from depth {} to {}, but {}.",
@@ -192,9 +254,15 @@ fn headline(
             r.shallow.depth,
             r.deep.depth,
             if r.one_seed() {
-                "with one seed the spread between seeds is unknown"
+                "with one seed the spread between seeds is unknown".to_string()
+            } else if residual_incomplete {
+                "some residual runs have no final result".to_string()
             } else {
-                "some residual runs have no final result"
+                format!(
+                    "the seeds cannot tell whether the deeper is worse: it may be up to {:+.2} points worse (one-sided p = {:.3})",
+                    bound(r),
+                    p_value(r)
+                )
             }
         ),
         (None, _) => String::new(),
@@ -208,11 +276,17 @@ fn headline(
     );
     let plain_sentence = match degradation {
         Evidence::Shown => format!(
-            "Degradation shown: {numbers}, {:+.2} points, more than twice the spread across seeds (±{:.2}).",
+            "Degradation shown: {numbers}, {:+.2} points (one-sided p = {:.3} < {:.2}).",
             100.0 * p.diff,
-            100.0 * p.spread
+            p_value(p),
+            1.0 - CONFIDENCE
         ),
-        Evidence::Absent => format!("No degradation in this sweep: {numbers}."),
+        Evidence::Absent => format!(
+            "No degradation in this sweep: {numbers}; the {:.0} % upper bound of the difference, {:+.2} points, is below the {:.0}-point margin.",
+            100.0 * CONFIDENCE,
+            bound(p),
+            100.0 * NO_WORSE_MARGIN
+        ),
         Evidence::Inconclusive if p.one_seed() => format!(
             "Not yet evidence: {numbers}, but with one seed per depth the spread between \
              seeds is unknown. Add seeds (e.g. seeds: [0, 1, 2]) before drawing a conclusion."
@@ -221,9 +295,10 @@ fn headline(
             "Incomplete sweep: so far {numbers}; some plain runs have no final result (see below)."
         ),
         Evidence::Inconclusive => format!(
-            "Inconclusive: {numbers}; the difference ({:+.2} points) is within twice the spread across seeds (±{:.2}).",
+            "Inconclusive: {numbers}; the seeds cannot tell: {:+.2} points, one-sided p = {:.3}, and the deeper may be up to {:+.2} points worse.",
             100.0 * p.diff,
-            100.0 * p.spread
+            p_value(p),
+            bound(p)
         ),
     };
     plain_sentence + &residual_clause
@@ -333,6 +408,57 @@ mod tests {
             "{}",
             v.headline
         );
+    }
+
+    /// Three seeds of residual-20 at 18.0 % and residual-56 at 22.3 ± 4.4 %: a 4-point
+    /// deficit that "within twice the spread" called no deficit. The seeds cannot tell.
+    #[test]
+    fn a_deficit_the_seeds_cannot_resolve_is_inconclusive_not_avoided() {
+        let table = vec![
+            stat(Family::Plain, 20, 3, 20.0, 0.5),
+            stat(Family::Plain, 56, 3, 40.0, 2.0),
+            stat(Family::Residual, 20, 3, 18.0, 1.0),
+            stat(Family::Residual, 56, 3, 22.3, 4.4),
+        ];
+        let v = verdict(&table, &[]);
+        assert_eq!(v.degradation, Evidence::Shown);
+        assert_eq!(v.residual_avoids, Evidence::Inconclusive);
+        assert!(
+            v.headline.contains("the seeds cannot tell"),
+            "{}",
+            v.headline
+        );
+        let residual = &v.details[1];
+        assert!(
+            residual.contains("Welch t = 1.65") && residual.contains("upper bound"),
+            "{residual}"
+        );
+    }
+
+    /// The statistics are printed with each family's numbers, and a claim says its p.
+    #[test]
+    fn each_half_prints_its_statistics() {
+        let v = verdict(&table(3, 79.0, 0.5, 9.1), &[]);
+        assert!(v.details[0].contains("Welch t = ") && v.details[0].contains("df 4.0"));
+        assert!(
+            v.details[0].contains("one-sided p < 0.001"),
+            "{:?}",
+            v.details
+        );
+        assert!(v.headline.contains("p = 0.000 < 0.05"), "{}", v.headline);
+        assert!(
+            v.headline
+                .contains("difference, +0.97 points, is below the 1-point margin"),
+            "{}",
+            v.headline
+        );
+        // Identical seeds: no spread, the difference itself decides.
+        let v = verdict(&table(3, 79.0, 0.0, 9.0), &[]);
+        assert_eq!(
+            (v.degradation, v.residual_avoids),
+            (Evidence::Shown, Evidence::Shown)
+        );
+        assert!(v.details[0].contains("Welch t = ∞"), "{:?}", v.details);
     }
 
     #[test]
