@@ -22,7 +22,7 @@ arch family depth *args="":
 test:
     cargo test --workspace --release
 
-# Training-step benchmark at batch 128 (the MLP d64 w64; CIFAR-style plain-20, plain-56, residual-56 at widths 16/32/64), one and two threads, with GFLOP/s; `just bench mlp` or `just bench w16` picks models by name. Appends JSON lines to target/bench/candle.jsonl.
+# Training-step benchmark at batch 128 (the MLP d64 w64; CIFAR-style plain-20, plain-56, residual-56 at widths 4/8/16/32/64), one and two threads, with GFLOP/s against the FMA peak measured on the spot; `just bench mlp` or `just bench w16` picks models by name. Appends JSON lines to target/bench/candle.jsonl.
 bench *filter="":
     mkdir -p target/bench
     RAYON_NUM_THREADS=1 cargo bench -p runner --bench train_step -- --out {{justfile_directory()}}/target/bench/candle.jsonl {{filter}}

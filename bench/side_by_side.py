@@ -25,7 +25,7 @@ import sys
 MODELS = [
     "mlp-plain-d64-w64",
     "mlp-residual-d64-w64",
-] + [f"cifar-{m}-w{w}" for w in (16, 32, 64) for m in ("plain-d20", "plain-d56", "residual-d56")]
+] + [f"cifar-{m}-w{w}" for w in (4, 8, 16, 32, 64) for m in ("plain-d20", "plain-d56", "residual-d56")]
 
 
 def run(cmd, env=None):

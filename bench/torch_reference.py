@@ -100,7 +100,7 @@ BENCH_WEIGHT_DECAY = 1e-4
 
 DEFAULT_MODELS = ["mlp-plain-d64-w64", "mlp-residual-d64-w64"] + [
     f"cifar-{family}-d{depth}-w{width}"
-    for width in (16, 32, 64)
+    for width in (4, 8, 16, 32, 64)
     for family, depth in (("plain", 20), ("plain", 56), ("residual", 56))
 ]
 MODEL_NAME = re.compile(r"^(mlp|cifar)-(plain|residual)-d(\d+)-w(\d+)$")

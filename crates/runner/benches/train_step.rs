@@ -1,8 +1,11 @@
 //! Training-step time (forward, cross-entropy, backward, SGD momentum update) at batch
 //! 128 on Fashion-MNIST-shaped input (1x28x28): the MLP of depth 64 and width 64, and the
-//! CIFAR-style plain-20, plain-56 and residual-56 at widths 16, 32 and 64. Median of
-//! repeated steps after warm-up, with the achieved GFLOP/s (3 x 2 x the forward
-//! multiply-adds per example x batch / time) next to the machine's peak.
+//! CIFAR-style plain-20, plain-56 and residual-56 at widths 4, 8, 16, 32 and 64. Median
+//! of repeated steps after warm-up, with the achieved GFLOP/s (3 x 2 x the forward
+//! multiply-adds per example x batch / time) next to the machine's peak, measured on the
+//! spot: a loop of independent FMAs per instruction set the CPU has, on as many threads
+//! as the bench uses (the nominal clock in /proc/cpuinfo is not the one the cores run
+//! at, and a core's 512-bit FMAs need not have twice the 256-bit ones' throughput).
 //!
 //! The thread count is fixed when the first tensor is made, so one run measures one:
 //! `RAYON_NUM_THREADS=1 cargo bench -p runner --bench train_step -- [--out FILE]
@@ -21,8 +24,6 @@ use std::time::Instant;
 
 const BATCH: usize = 128;
 const SHAPE: [usize; 3] = [1, 28, 28];
-/// f32 FLOP per cycle and core on this machine's Zen 4 (two 256-bit FMA pipes).
-const FLOP_PER_CYCLE: f64 = 32.0;
 
 /// One benchmarked model: its name (shared with `bench/torch_reference.py`), its
 /// configuration and how many steps to time (conv steps take seconds).
@@ -73,7 +74,7 @@ fn models() -> Vec<Model> {
             steps: 30,
         });
     }
-    for width in [16, 32, 64] {
+    for width in [4, 8, 16, 32, 64] {
         for (family, depth) in [
             (Family::Plain, 20),
             (Family::Plain, 56),
@@ -130,12 +131,116 @@ fn gflop_per_step(cfg: &RunConfig) -> f64 {
     3.0 * 2.0 * summary.multiply_adds() as f64 * BATCH as f64 / 1e9
 }
 
-/// The clock of the first core in /proc/cpuinfo, in GHz (None off Linux).
-fn clock_ghz() -> Option<f64> {
-    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("cpu MHz"))?;
-    let mhz: f64 = line.split(':').nth(1)?.trim().parse().ok()?;
-    Some(mhz / 1e3)
+/// The FMA throughput this machine sustains, measured: for each instruction set it has,
+/// `threads` threads each run independent chains of fused multiply-adds (more chains
+/// than the FMA latency times the pipes, so nothing waits), and the best of a few tries
+/// counts. (name, GFLOP/s) per instruction set.
+fn measured_peaks(threads: usize) -> Vec<(&'static str, f64)> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut peaks = Vec::new();
+        let sets: [FmaLoop; 2] = [
+            (
+                "AVX2 FMA",
+                is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+                fma::avx2,
+                fma::AVX2_FLOP_PER_ITERATION,
+            ),
+            (
+                "AVX-512 FMA",
+                is_x86_feature_detected!("avx512f"),
+                fma::avx512,
+                fma::AVX512_FLOP_PER_ITERATION,
+            ),
+        ];
+        for (name, available, kernel, flop_per_iteration) in sets {
+            if !available {
+                continue;
+            }
+            const ITERATIONS: u64 = 20_000_000;
+            let best = (0..3)
+                .map(|_| {
+                    let start = Instant::now();
+                    std::thread::scope(|s| {
+                        for _ in 0..threads {
+                            s.spawn(|| std::hint::black_box(kernel(ITERATIONS)));
+                        }
+                    });
+                    start.elapsed().as_secs_f64()
+                })
+                .fold(f64::INFINITY, f64::min);
+            peaks.push((
+                name,
+                flop_per_iteration * (ITERATIONS * threads as u64) as f64 / best / 1e9,
+            ));
+        }
+        peaks
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = threads;
+        Vec::new()
+    }
+}
+
+/// An instruction set's FMA loop: its name, whether this CPU has it, the loop (which
+/// returns its sums, so that they are computed) and its FLOP per iteration.
+#[cfg(target_arch = "x86_64")]
+type FmaLoop = (&'static str, bool, fn(u64) -> f32, f64);
+
+/// The FMA loops of `measured_peaks`: 12 independent accumulators of 8 or 16 f32.
+#[cfg(target_arch = "x86_64")]
+mod fma {
+    use std::arch::x86_64::*;
+
+    const CHAINS: usize = 12;
+    pub const AVX2_FLOP_PER_ITERATION: f64 = (CHAINS * 8 * 2) as f64;
+    pub const AVX512_FLOP_PER_ITERATION: f64 = (CHAINS * 16 * 2) as f64;
+
+    pub fn avx2(iterations: u64) -> f32 {
+        // SAFETY: called only where the CPU has AVX2 and FMA (measured_peaks checks).
+        unsafe { avx2_loop(iterations) }
+    }
+
+    pub fn avx512(iterations: u64) -> f32 {
+        // SAFETY: called only where the CPU has AVX-512F (measured_peaks checks).
+        unsafe { avx512_loop(iterations) }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn avx2_loop(iterations: u64) -> f32 {
+        let (a, b) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
+        let mut acc = [_mm256_set1_ps(1.0); CHAINS];
+        for _ in 0..iterations {
+            for x in &mut acc {
+                *x = _mm256_fmadd_ps(*x, a, b);
+            }
+        }
+        let mut sum = _mm256_setzero_ps();
+        for x in acc {
+            sum = _mm256_add_ps(sum, x);
+        }
+        let mut out = [0f32; 8];
+        // SAFETY: `out` holds 8 f32.
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), sum) };
+        out.iter().sum()
+    }
+
+    #[target_feature(enable = "avx512f")]
+    fn avx512_loop(iterations: u64) -> f32 {
+        let (a, b) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
+        let mut acc = [_mm512_set1_ps(1.0); CHAINS];
+        for _ in 0..iterations {
+            for x in &mut acc {
+                *x = _mm512_fmadd_ps(*x, a, b);
+            }
+        }
+        let mut sum = _mm512_setzero_ps();
+        for x in acc {
+            sum = _mm512_add_ps(sum, x);
+        }
+        _mm512_reduce_add_ps(sum)
+    }
 }
 
 struct Args {
@@ -176,16 +281,33 @@ fn main() -> candle_core::Result<()> {
     runner::allocator::retain_freed_memory();
     let args = args();
     let threads = candle_core::utils::get_num_threads();
-    let peak = clock_ghz().map(|ghz| ghz * FLOP_PER_CYCLE * threads as f64);
+    let known: Vec<String> = models().into_iter().map(|m| m.name).collect();
+    if let Some(unknown) = args.names.iter().find(|n| !known.contains(n)) {
+        eprintln!(
+            "--models: no model named {unknown}; the models are {}",
+            known.join(", ")
+        );
+        std::process::exit(2);
+    }
+    if !known.iter().any(|n| args.wants(n)) {
+        eprintln!(
+            "no model matches {:?}; the models are {}",
+            args.filters,
+            known.join(", ")
+        );
+        std::process::exit(2);
+    }
     println!(
         "training step, batch {BATCH}, input {}x{}x{}, {threads} compute thread(s), median after warm-up",
         SHAPE[0], SHAPE[1], SHAPE[2],
     );
-    match peak {
-        Some(p) => println!(
-            "peak: {p:.0} GFLOP/s ({threads} x {FLOP_PER_CYCLE} f32 FLOP/cycle x the clock in /proc/cpuinfo)"
-        ),
-        None => println!("peak: unknown (no /proc/cpuinfo clock)"),
+    let peaks = measured_peaks(threads);
+    for (name, gflops) in &peaks {
+        println!("measured peak, {name} on {threads} thread(s): {gflops:.0} GFLOP/s");
+    }
+    let peak = peaks.iter().map(|p| p.1).reduce(f64::max);
+    if peak.is_none() {
+        println!("peak: not measured on this CPU (no AVX2 or AVX-512)");
     }
     println!(
         "{:<24} {:>10} {:>6} {:>10} {:>10} {:>8} {:>7}",
