@@ -25,7 +25,7 @@ pub struct Build {
     pub dirty: Option<bool>,
     /// The CPU kernels' numerical version (`models::kernels::VERSION`).
     pub kernels: u32,
-    /// The instruction set the kernels took (`avx2+fma`, `generic`).
+    /// The instruction set the kernels took (`avx512`, `avx2+fma`, `generic`).
     pub cpu_path: String,
 }
 

@@ -61,7 +61,7 @@ mod tests {
             assert!(build.dirty.is_some());
         }
         assert_eq!(build.kernels, models::kernels::VERSION);
-        assert!(["avx2+fma", "generic"].contains(&build.cpu_path.as_str()));
+        assert!(["avx512", "avx2+fma", "generic"].contains(&build.cpu_path.as_str()));
     }
 
     #[test]

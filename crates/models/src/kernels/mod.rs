@@ -23,12 +23,13 @@ use candle_core::{CpuStorage, DType, Layout, Result, Tensor};
 /// different kernels are told apart rather than mixed.
 pub const VERSION: u32 = 1;
 
-/// The instruction set the kernels compute with on this CPU.
+/// The instruction set the kernels compute with on this CPU (`DEGRADE_KERNELS=avx2`
+/// keeps an AVX-512 machine on the AVX2 path; both give the same numbers).
 pub fn cpu_path() -> &'static str {
-    if same_conv::has_avx2_fma() {
-        "avx2+fma"
-    } else {
-        "generic"
+    match (same_conv::has_avx2_fma(), same_conv::Isa::here()) {
+        (false, _) => "generic",
+        (true, same_conv::Isa::Avx2) => "avx2+fma",
+        (true, same_conv::Isa::Avx512) => "avx512",
     }
 }
 use parallel::{for_image_chunks, for_parts, map_image_chunks, zeros};

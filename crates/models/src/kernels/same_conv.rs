@@ -17,6 +17,12 @@
 //! - position tiles (other o): 16 consecutive positions along the padded rows by up to
 //!   6 channels, one start for all; the positions on the padding columns are computed
 //!   and dropped, and the count rounds up to 16.
+//!
+//! On CPUs with AVX-512 each has a twin on 512-bit registers (`Isa::Avx512`): 16
+//! channels are one register, so the channel tiles and the kernel gradient's tiles take
+//! 12 positions or taps (12 of the 32 registers hold sums), and a position tile is one
+//! register per channel. Every output is the same chain of fused multiply-adds in the
+//! same order on either instruction set, so the two give the same bits (tested).
 
 use super::im2col::Window;
 use std::mem::MaybeUninit;
@@ -34,6 +40,33 @@ macro_rules! for_size {
             4 => $tile::<4>($($arg),*),
             5 => $tile::<5>($($arg),*),
             6 => $tile::<6>($($arg),*),
+            n => unreachable!("a register tile of {n}"),
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = ($n, $($arg),*);
+            unreachable!("same_conv applies only on x86_64 with AVX2")
+        }
+    }};
+}
+
+/// `for_size!` for the AVX-512 tiles, 1 to 12.
+macro_rules! for_size_12 {
+    ($n:expr, $tile:ident($($arg:expr),* $(,)?)) => {{
+        #[cfg(target_arch = "x86_64")]
+        match $n {
+            1 => $tile::<1>($($arg),*),
+            2 => $tile::<2>($($arg),*),
+            3 => $tile::<3>($($arg),*),
+            4 => $tile::<4>($($arg),*),
+            5 => $tile::<5>($($arg),*),
+            6 => $tile::<6>($($arg),*),
+            7 => $tile::<7>($($arg),*),
+            8 => $tile::<8>($($arg),*),
+            9 => $tile::<9>($($arg),*),
+            10 => $tile::<10>($($arg),*),
+            11 => $tile::<11>($($arg),*),
+            12 => $tile::<12>($($arg),*),
             n => unreachable!("a register tile of {n}"),
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -69,6 +102,61 @@ impl Store for MaybeUninit<f32> {
 /// Whether `win` is a convolution this kernel computes, on this CPU.
 pub fn applies(win: &Window) -> bool {
     win.is_same() && !win.is_identity() && has_avx2_fma()
+}
+
+/// The instruction set of the microkernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    Avx2,
+    Avx512,
+}
+
+impl Isa {
+    /// What this CPU runs: AVX-512 where it has it, unless `DEGRADE_KERNELS=avx2` asks
+    /// for the AVX2 path (to measure it on such a machine; the numbers are the same).
+    /// Read once.
+    pub fn here() -> Isa {
+        static HERE: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *HERE.get_or_init(|| {
+            let forced_avx2 = std::env::var("DEGRADE_KERNELS").is_ok_and(|v| v == "avx2");
+            if has_avx512() && !forced_avx2 {
+                Isa::Avx512
+            } else {
+                Isa::Avx2
+            }
+        })
+    }
+
+    /// Every instruction set this CPU can run the kernels on (for tests).
+    #[cfg(test)]
+    fn available() -> Vec<Isa> {
+        let mut all = Vec::new();
+        if has_avx2_fma() {
+            all.push(Isa::Avx2);
+        }
+        if has_avx512() {
+            all.push(Isa::Avx512);
+        }
+        all
+    }
+
+    /// Positions per channel tile and taps per kernel-gradient tile, at most.
+    fn tile_len(self) -> usize {
+        match self {
+            Isa::Avx2 => NR,
+            Isa::Avx512 => 12,
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx512() -> bool {
+    has_avx2_fma() && std::is_x86_feature_detected!("avx512f")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn has_avx512() -> bool {
+    false
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -205,7 +293,23 @@ pub fn same_conv<E: Store>(
     y: &mut [E],
     scratch: &mut Scratch,
 ) {
+    same_conv_on(Isa::here(), win, x, kernel, y, scratch)
+}
+
+/// `same_conv` on the given instruction set, which the CPU must have.
+fn same_conv_on<E: Store>(
+    isa: Isa,
+    win: &Window,
+    x: &[f32],
+    kernel: &PackedKernel,
+    y: &mut [E],
+    scratch: &mut Scratch,
+) {
     let p = padded(win);
+    assert!(
+        isa != Isa::Avx512 || has_avx512(),
+        "AVX-512 kernels on a CPU without it"
+    );
     let (c, h, w, k) = (win.channels, win.h, win.w, win.k);
     let o = kernel.out_channels;
     assert!(applies(win), "same_conv on a window it does not apply to");
@@ -213,9 +317,9 @@ pub fn same_conv<E: Store>(
     assert_eq!(y.len(), o * h * w, "output of the wrong size");
     scratch.load(win, &p, x, o);
     if channel_tiles_apply(o) {
-        channel_tiles(win, &p, kernel, y, scratch);
+        channel_tiles(isa, win, &p, kernel, y, scratch);
     } else {
-        position_tiles(win, &p, kernel, y, scratch);
+        position_tiles(isa, win, &p, kernel, y, scratch);
     }
 }
 
@@ -226,6 +330,7 @@ pub fn same_conv<E: Store>(
 /// its 49, a 14x14 one 224 for 196.) The sums go to `scratch.wide` position-major,
 /// (h * w, o), and are transposed into `y` at the end.
 fn channel_tiles<E: Store>(
+    isa: Isa,
     win: &Window,
     p: &Padded,
     kernel: &PackedKernel,
@@ -244,27 +349,32 @@ fn channel_tiles<E: Store>(
             .zip((0..o).step_by(CHANNEL_TILE))
         {
             let weights = &panel[k0 * CHANNEL_TILE..k1 * CHANNEL_TILE];
-            for (q0, nq) in balanced_tiles(hw, NR) {
-                // SAFETY: AVX2 and FMA are present (`applies`, asserted by the caller);
-                // the reads at `starts[q] + offsets[t]` are within `padded` (starts are
-                // below p.wide, and `Scratch::new` asserted reads up to offset + p.wide;
-                // `load` asserted that the scratch is this window's); `weights` holds 16
-                // values per tap; the writes at `(q0 + j) * o + o0 + 0..16`, j < nq, are
-                // within `wide` (`load` asserted its o * p.wide values, hw <= p.wide,
-                // o0 + 16 <= o).
+            for (q0, nq) in balanced_tiles(hw, isa.tile_len()) {
+                let (a, starts, offsets) = (
+                    scratch.padded.as_ptr(),
+                    &starts[q0..q0 + nq],
+                    &scratch.offsets[k0..k1],
+                );
+                // SAFETY: AVX2 and FMA are present (`applies`, asserted by the caller),
+                // and AVX-512 for its tile (asserted by `same_conv_on`); the reads at
+                // `starts[q] + offsets[t]` are within `padded` (starts are below p.wide,
+                // and `Scratch::new` asserted reads up to offset + p.wide; `load`
+                // asserted that the scratch is this window's); `weights` holds 16 values
+                // per tap; the writes at `(q0 + j) * o + o0 + 0..16`, j < nq, are within
+                // `wide` (`load` asserted its o * p.wide values, hw <= p.wide, o0 + 16
+                // <= o).
                 unsafe {
-                    for_size!(
-                        nq,
-                        channel_tile(
-                            scratch.padded.as_ptr(),
-                            &starts[q0..q0 + nq],
-                            &scratch.offsets[k0..k1],
-                            weights,
-                            scratch.wide.as_mut_ptr().add(q0 * o + o0),
-                            o,
-                            k0 > 0,
-                        )
-                    )
+                    let out = scratch.wide.as_mut_ptr().add(q0 * o + o0);
+                    match isa {
+                        Isa::Avx2 => for_size!(
+                            nq,
+                            channel_tile(a, starts, offsets, weights, out, o, k0 > 0)
+                        ),
+                        Isa::Avx512 => for_size_12!(
+                            nq,
+                            channel_tile_512(a, starts, offsets, weights, out, o, k0 > 0)
+                        ),
+                    }
                 }
             }
         }
@@ -294,6 +404,7 @@ fn balanced_tiles(n: usize, max: usize) -> impl Iterator<Item = (usize, usize)> 
 /// The forward product in tiles of 16 positions along the padded rows by up to 6
 /// output channels: for channel counts that are not whole channel tiles.
 fn position_tiles<E: Store>(
+    isa: Isa,
     win: &Window,
     p: &Padded,
     kernel: &PackedKernel,
@@ -320,17 +431,18 @@ fn position_tiles<E: Store>(
                 // k0..k1 hold (k1 - k0) * nr weights; the loads and stores at
                 // `j * p.wide + q0 + 0..MR`, j < nr, are within `out`.
                 unsafe {
-                    for_size!(
-                        nr,
-                        tile(
-                            scratch.padded.as_ptr().add(q0),
-                            &scratch.offsets[k0..k1],
-                            &panel[k0 * nr..k1 * nr],
-                            out.as_mut_ptr().add(q0),
-                            p.wide,
-                            k0 > 0,
-                        )
-                    )
+                    let (a, offsets, b, out) = (
+                        scratch.padded.as_ptr().add(q0),
+                        &scratch.offsets[k0..k1],
+                        &panel[k0 * nr..k1 * nr],
+                        out.as_mut_ptr().add(q0),
+                    );
+                    match isa {
+                        Isa::Avx2 => for_size!(nr, tile(a, offsets, b, out, p.wide, k0 > 0)),
+                        Isa::Avx512 => {
+                            for_size!(nr, tile_512(a, offsets, b, out, p.wide, k0 > 0))
+                        }
+                    }
                 }
             }
         }
@@ -369,7 +481,24 @@ pub fn same_conv_weight_grad(
     dw_t: &mut [f32],
     scratch: &mut Scratch,
 ) {
+    same_conv_weight_grad_on(Isa::here(), win, x, dy, o, dw_t, scratch)
+}
+
+/// `same_conv_weight_grad` on the given instruction set, which the CPU must have.
+fn same_conv_weight_grad_on(
+    isa: Isa,
+    win: &Window,
+    x: &[f32],
+    dy: &[f32],
+    o: usize,
+    dw_t: &mut [f32],
+    scratch: &mut Scratch,
+) {
     let p = padded(win);
+    assert!(
+        isa != Isa::Avx512 || has_avx512(),
+        "AVX-512 kernels on a CPU without it"
+    );
     let (c, h, w, k) = (win.channels, win.h, win.w, win.k);
     let taps = c * k * k;
     assert!(
@@ -394,8 +523,8 @@ pub fn same_conv_weight_grad(
     for o0 in (0..o).step_by(GU) {
         for y0 in (0..h).step_by(rows_per_pass) {
             let rows = rows_per_pass.min(h - y0);
-            for t0 in (0..taps).step_by(GT) {
-                let nt = GT.min(taps - t0);
+            for t0 in (0..taps).step_by(isa.tile_len()) {
+                let nt = isa.tile_len().min(taps - t0);
                 // SAFETY: AVX2 and FMA are present (`applies`, asserted above); the reads
                 // at `offsets[t] + y * p.row + x`, y < h, x < w, are within `padded`
                 // (y * p.row + x < p.wide, and `Scratch::new` asserted reads up to offset
@@ -405,17 +534,21 @@ pub fn same_conv_weight_grad(
                 // read-modify-writes at `(t0 + t) * o + o0 + 0..GU`, t < nt, are within
                 // `dw_t` (its length, asserted above).
                 unsafe {
-                    for_size!(
-                        nt,
-                        grad_tile(
-                            scratch.padded.as_ptr().add(y0 * p.row),
-                            &scratch.offsets[t0..t0 + nt],
-                            scratch.wide.as_ptr().add(y0 * w * o + o0),
-                            o,
-                            (rows, w, p.row),
-                            dw_t.as_mut_ptr().add(t0 * o + o0),
-                        )
-                    )
+                    let (a, offsets, b, out) = (
+                        scratch.padded.as_ptr().add(y0 * p.row),
+                        &scratch.offsets[t0..t0 + nt],
+                        scratch.wide.as_ptr().add(y0 * w * o + o0),
+                        dw_t.as_mut_ptr().add(t0 * o + o0),
+                    );
+                    let geometry = (rows, w, p.row);
+                    match isa {
+                        Isa::Avx2 => {
+                            for_size!(nt, grad_tile(a, offsets, b, o, geometry, out))
+                        }
+                        Isa::Avx512 => {
+                            for_size_12!(nt, grad_tile_512(a, offsets, b, o, geometry, out))
+                        }
+                    }
                 }
             }
         }
@@ -430,9 +563,9 @@ const TAPS_PER_PASS: usize = 144;
 /// 16 channels, stay in L1 while every tap goes past them.
 const POSITIONS_PER_PASS: usize = 128;
 
-/// Taps and output channels per gradient microkernel call: 6 x 16 sums in twelve
-/// registers, six broadcasts of the image and two loads of dY^T per step.
-const GT: usize = 6;
+/// Output channels per gradient microkernel call: 16, with `Isa::tile_len` taps (6 x
+/// 16 sums in twelve AVX2 registers, six broadcasts of the image and two loads of dY^T
+/// per step; 12 x 16 in twelve AVX-512 registers, twelve broadcasts and one load).
 const GU: usize = 16;
 
 /// out[t * b_stride + j] += sum over positions (y, x), y < rows, x < w, of
@@ -614,6 +747,141 @@ unsafe fn tile<const N: usize>(
     unsafe { store_rows(out, out_stride, &lo, &hi, add) }
 }
 
+/// Row r of a register tile's sums, `acc[r]`, to the 16 floats at `out + r * stride`,
+/// added to what they hold if `add`.
+///
+/// # Safety
+/// The CPU has AVX-512F; `out + r * stride + j` is writable, and readable if `add`, for
+/// r < R and j < 16.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn store_rows_512<const R: usize>(
+    out: *mut f32,
+    stride: usize,
+    acc: &[std::arch::x86_64::__m512; R],
+    add: bool,
+) {
+    use std::arch::x86_64::*;
+    for (r, &v) in acc.iter().enumerate() {
+        // SAFETY: per the contract.
+        unsafe {
+            let dst = out.add(r * stride);
+            let v = if add {
+                _mm512_add_ps(_mm512_loadu_ps(dst), v)
+            } else {
+                v
+            };
+            _mm512_storeu_ps(dst, v);
+        }
+    }
+}
+
+/// `channel_tile` on AVX-512: the 16 channels are one register, so N (up to 12)
+/// positions take N registers of sums, with one load of weights and N broadcasts of the
+/// image per tap.
+///
+/// # Safety
+/// As `channel_tile`, with AVX-512F for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::needless_range_loop)] // a register tile reads clearest indexed
+unsafe fn channel_tile_512<const N: usize>(
+    a: *const f32,
+    starts: &[usize],
+    offsets: &[usize],
+    b: &[f32],
+    out: *mut f32,
+    out_stride: usize,
+    add: bool,
+) {
+    use std::arch::x86_64::*;
+    debug_assert!(starts.len() == N && b.len() >= offsets.len() * CHANNEL_TILE);
+    // SAFETY: within `a` per the contract (offset 0 is a tap's offset minus itself).
+    let rows: [*const f32; N] = std::array::from_fn(|q| unsafe { a.add(starts[q]) });
+    if add {
+        prefetch_rows::<N>(out, out_stride);
+    }
+    let mut acc = [_mm512_setzero_ps(); N];
+    for (&off, bt) in offsets.iter().zip(b.chunks_exact(CHANNEL_TILE)) {
+        // SAFETY: `bt` holds 16 values.
+        let weights = unsafe { _mm512_loadu_ps(bt.as_ptr()) };
+        for q in 0..N {
+            // SAFETY: readable per the contract.
+            let v = _mm512_set1_ps(unsafe { *rows[q].add(off) });
+            acc[q] = _mm512_fmadd_ps(v, weights, acc[q]);
+        }
+    }
+    // SAFETY: writable, and readable when adding, per the contract.
+    unsafe { store_rows_512(out, out_stride, &acc, add) }
+}
+
+/// `tile` on AVX-512: the 16 positions are one register, one register of sums per
+/// channel.
+///
+/// # Safety
+/// As `tile`, with AVX-512F for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn tile_512<const N: usize>(
+    a: *const f32,
+    offsets: &[usize],
+    b: &[f32],
+    out: *mut f32,
+    out_stride: usize,
+    add: bool,
+) {
+    use std::arch::x86_64::*;
+    debug_assert!(b.len() >= offsets.len() * N);
+    let mut acc = [_mm512_setzero_ps(); N];
+    for (&off, bt) in offsets.iter().zip(b.chunks_exact(N)) {
+        // SAFETY: readable per the contract.
+        let image = unsafe { _mm512_loadu_ps(a.add(off)) };
+        for (sum, &weight) in acc.iter_mut().zip(bt) {
+            *sum = _mm512_fmadd_ps(image, _mm512_set1_ps(weight), *sum);
+        }
+    }
+    // SAFETY: writable, and readable when adding, per the contract.
+    unsafe { store_rows_512(out, out_stride, &acc, add) }
+}
+
+/// `grad_tile` on AVX-512: T (up to 12) taps by 16 channels in T registers, one load of
+/// dY^T and T broadcasts of the image per position.
+///
+/// # Safety
+/// As `grad_tile`, with AVX-512F for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::needless_range_loop)] // a register tile reads clearest indexed
+unsafe fn grad_tile_512<const T: usize>(
+    a: *const f32,
+    offsets: &[usize],
+    b: *const f32,
+    b_stride: usize,
+    geometry: (usize, usize, usize),
+    out: *mut f32,
+) {
+    use std::arch::x86_64::*;
+    debug_assert!(offsets.len() == T);
+    let (rows, w, row) = geometry;
+    prefetch_rows::<T>(out, b_stride);
+    let mut offs = [0usize; T];
+    offs.copy_from_slice(&offsets[..T]);
+    let mut acc = [_mm512_setzero_ps(); T];
+    for y in 0..rows {
+        for x in 0..w {
+            // SAFETY: readable per the contract.
+            let dy = unsafe { _mm512_loadu_ps(b.add((y * w + x) * b_stride)) };
+            for t in 0..T {
+                // SAFETY: readable per the contract.
+                let at = _mm512_set1_ps(unsafe { *a.add(offs[t] + y * row + x) });
+                acc[t] = _mm512_fmadd_ps(at, dy, acc[t]);
+            }
+        }
+    }
+    // SAFETY: readable and writable per the contract.
+    unsafe { store_rows_512(out, b_stride, &acc, true) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -638,9 +906,11 @@ mod tests {
         assert_eq!(balanced_tiles(49, 6).filter(|t| t.1 == 6).count(), 4);
     }
 
-    /// Against im2col + the products by definition, forward and kernel gradient, for the
-    /// kernel sizes and channel counts the nets use and for every tail (1 to 6 output
-    /// channels forward, 1 to 6 taps for the gradient).
+    /// Against im2col + the products by definition, forward and kernel gradient, on
+    /// every instruction set this CPU has, for the kernel sizes and channel counts the
+    /// nets use and for every tail (1 to 6 output channels forward, 1 to 6 taps for the
+    /// AVX2 gradient, 1 to 12 positions and taps for the AVX-512 tiles); the instruction
+    /// sets give the same bits.
     #[test]
     fn matches_the_column_matrix_product() {
         if !has_avx2_fma() {
@@ -673,6 +943,12 @@ mod tests {
             (2, 32, 2, 5, 3),
             (2, 16, 5, 7, 5),
             (17, 48, 7, 7, 3),
+            (4, 16, 2, 2, 5),
+            (5, 16, 1, 5, 5),
+            (7, 16, 1, 7, 5),
+            (8, 16, 2, 4, 5),
+            (10, 16, 3, 4, 5),
+            (11, 16, 1, 11, 5),
         ] {
             let win = Window {
                 channels: c,
@@ -696,43 +972,69 @@ mod tests {
                 })
                 .collect();
             let kernel = PackedKernel::new(&w, o, win.rows());
-            let mut scratch = Scratch::new(&win, o);
-            // Another image first, through the same scratch: it must leave no trace.
             let other: Vec<f32> = (0..win.image_len()).map(|_| next()).collect();
-            let mut y = vec![f32::NAN; o * n];
-            same_conv(&win, &other, &kernel, &mut y, &mut scratch);
-            same_conv(&win, &x, &kernel, &mut y, &mut scratch);
-            for (i, (a, b)) in y.iter().zip(&want).enumerate() {
-                assert!(
-                    (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
-                    "c {c} o {o} {}x{} k {k}: y[{i}] = {a}, want {b}",
-                    win.h,
-                    win.w
-                );
-            }
-            if !weight_grad_applies(&win, o) {
-                continue;
-            }
-            // The kernel gradient, added to what `dw_t` held, twice through one scratch.
             let dy: Vec<f32> = (0..o * n).map(|_| next()).collect();
-            let mut dw_t = vec![1f32; win.rows() * o];
-            let mut scratch = Scratch::new(&win, o);
-            same_conv_weight_grad(&win, &other, &dy, o, &mut dw_t, &mut scratch);
-            let mut dw_t = vec![1f32; win.rows() * o];
-            same_conv_weight_grad(&win, &x, &dy, o, &mut dw_t, &mut scratch);
-            for (i, &got) in dw_t.iter().enumerate() {
-                let (r, oi) = (i / o, i % o);
-                let want: f32 = 1.0
-                    + (0..n)
-                        .map(|q| cols[r * n + q] * dy[oi * n + q])
-                        .sum::<f32>();
+            let mut results: Vec<(Isa, Vec<u32>)> = Vec::new();
+            for isa in Isa::available() {
+                let case = format!("{isa:?}: c {c} o {o} {h}x{w} k {k}", w = win.w);
+                let mut scratch = Scratch::new(&win, o);
+                // Another image first, through the same scratch: it must leave no trace.
+                let mut y = vec![f32::NAN; o * n];
+                same_conv_on(isa, &win, &other, &kernel, &mut y, &mut scratch);
+                same_conv_on(isa, &win, &x, &kernel, &mut y, &mut scratch);
+                for (i, (a, b)) in y.iter().zip(&want).enumerate() {
+                    assert!(
+                        (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                        "{case}: y[{i}] = {a}, want {b}"
+                    );
+                }
+                let mut bits: Vec<u32> = y.iter().map(|v| v.to_bits()).collect();
+                if weight_grad_applies(&win, o) {
+                    // The kernel gradient, added to what `dw_t` held, twice through one
+                    // scratch.
+                    let mut dw_t = vec![1f32; win.rows() * o];
+                    let mut scratch = Scratch::new(&win, o);
+                    same_conv_weight_grad_on(isa, &win, &other, &dy, o, &mut dw_t, &mut scratch);
+                    let mut dw_t = vec![1f32; win.rows() * o];
+                    same_conv_weight_grad_on(isa, &win, &x, &dy, o, &mut dw_t, &mut scratch);
+                    for (i, &got) in dw_t.iter().enumerate() {
+                        let (r, oi) = (i / o, i % o);
+                        let want: f32 = 1.0
+                            + (0..n)
+                                .map(|q| cols[r * n + q] * dy[oi * n + q])
+                                .sum::<f32>();
+                        assert!(
+                            (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                            "{case}: dw_t[{i}] = {got}, want {want}"
+                        );
+                    }
+                    bits.extend(dw_t.iter().map(|v| v.to_bits()));
+                }
+                results.push((isa, bits));
+            }
+            for pair in results.windows(2) {
                 assert!(
-                    (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
-                    "c {c} o {o} {}x{} k {k}: dw_t[{i}] = {got}, want {want}",
-                    win.h,
+                    pair[0].1 == pair[1].1,
+                    "{:?} and {:?} differ: c {c} o {o} {h}x{} k {k}",
+                    pair[0].0,
+                    pair[1].0,
                     win.w
                 );
             }
         }
+    }
+
+    /// The tests above cover every instruction set this CPU has; on one with AVX-512
+    /// both paths ran (a machine without it says so).
+    #[test]
+    fn every_instruction_set_this_cpu_has_is_tested() {
+        let available = Isa::available();
+        if !available.contains(&Isa::Avx512) {
+            eprintln!("skipped: this CPU has no AVX-512; only the AVX2 kernels were tested");
+        }
+        assert_eq!(
+            Isa::here() == Isa::Avx512,
+            has_avx512() && std::env::var("DEGRADE_KERNELS").as_deref() != Ok("avx2")
+        );
     }
 }
