@@ -431,6 +431,15 @@ fn plan(at: &Locations, write_pending: bool) -> Result<()> {
     print_lines(&lines.join("\n"))
 }
 
+/// Training on this machine's CPU needs its memory: a run that would not fit is refused
+/// before anything trains (on a GPU the activations live in the device's memory).
+fn fits_in_memory(experiment: &Experiment, device: experiment::ComputeDevice) -> Result<()> {
+    match (&experiment.memory_problem, device) {
+        (Some(why), experiment::ComputeDevice::Cpu) => bail!("{why}"),
+        _ => Ok(()),
+    }
+}
+
 /// Says, for each run whose `meta.json` does not read back, which file and what to do;
 /// returns how many there are. Such runs are never trained or counted as finished.
 fn warn_unreadable(planned: &[results::PlannedRun]) -> usize {
@@ -483,6 +492,7 @@ fn sweep(
     let mut failed = Vec::new();
     let mut interrupted = Vec::new();
     if todo > 0 {
+        fits_in_memory(&experiment, device)?;
         // A device that cannot be opened fails here, once, not in every worker.
         runner::worker::open_device(device).context("--device (or the experiment's `device`)")?;
         let dataset = locate_dataset(&experiment, train)?;
@@ -610,6 +620,7 @@ fn run_pending(
         return Ok(());
     }
     let device = train.device.unwrap_or(experiment.device);
+    fits_in_memory(&experiment, device)?;
     runner::worker::open_device(device).context("--device (or the experiment's `device`)")?;
     let dataset = locate_dataset(&experiment, train)?;
     run.dir.create()?;

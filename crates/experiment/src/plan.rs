@@ -29,6 +29,11 @@ pub struct Experiment {
     pub slurm: SlurmSettings,
     /// What the trainer measures besides the metrics (the `diagnostics:` section).
     pub diagnostics: Diagnostics,
+    /// Why a run of this experiment would not fit in this machine's memory (the field,
+    /// its line and the largest value that fits), if one would not. Only training on
+    /// the CPU here needs the memory: `sweep` and `run` check it, while `plan` and
+    /// `report` (on a smaller machine, say) and a GPU do not.
+    pub memory_problem: Option<String>,
 }
 
 /// Measurements that explain the degradation, taken while and after a run trains. They
@@ -259,6 +264,7 @@ pub fn parse_experiment(path: &Path, text: &str) -> Result<Experiment, Experimen
         }
     }
     Ok(Experiment {
+        memory_problem: crate::validate::memory_problem(path, &spec),
         path: path.to_path_buf(),
         name: spec.name.value.clone(),
         source: text.to_string(),

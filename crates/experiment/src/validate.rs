@@ -149,7 +149,6 @@ pub(crate) fn validate(path: &Path, spec: &ExperimentSpec) -> Result<(), Experim
             positive(limit, field)?;
         }
     }
-    memory_limits(spec, &fail)?;
     if let Some(v) = &spec.dataset.validation {
         let size = spec.dataset.name.train_size();
         if v.value >= size {
@@ -332,6 +331,21 @@ where
         }
     }
     Ok(())
+}
+
+/// Why a run would not fit in this machine's memory, as an error's text naming the file,
+/// line and field, if one would not.
+pub(crate) fn memory_problem(path: &Path, spec: &ExperimentSpec) -> Option<String> {
+    let fail = |at: &serde_saphyr::Location, field: &str, message: String| {
+        Err(ExperimentError::Invalid {
+            path: path.to_path_buf(),
+            line: at.line(),
+            column: at.column(),
+            field: field.to_string(),
+            message,
+        })
+    };
+    memory_limits(spec, &fail).err().map(|e| e.to_string())
 }
 
 /// The width and every depth must leave a run that fits in this machine's memory: the

@@ -66,12 +66,29 @@ pub struct RunLock {
 
 impl Drop for RunLock {
     fn drop(&mut self) {
+        // Under the guard, like every change of the lock (see `RunDir::link_lock`).
+        let _guard = self.path.parent().and_then(guard);
         // Ours is still there unless someone deleted it by hand (and perhaps another
         // process locked the run since): then there is nothing of ours to remove.
         if std::fs::read(&self.path).is_ok_and(|bytes| bytes == self.holder) {
             let _ = std::fs::remove_file(&self.path);
         }
     }
+}
+
+/// The guard of the run directory `dir`: an exclusive advisory lock on its
+/// `.lock.guard`, held until the file is dropped. A regular file opened for writing, not
+/// the directory itself: NFS emulates such locks with byte-range locks, which need one.
+/// None where the file cannot be made or locked.
+fn guard(dir: &Path) -> Option<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(".lock.guard"))
+        .ok()?;
+    file.lock().ok()?;
+    Some(file)
 }
 
 /// A run's state as the files on disk tell it.
@@ -181,10 +198,12 @@ impl RunDir {
     }
 
     /// Puts the complete lock `tmp` in place: at once if the run has no lock, or in
-    /// place of a stale one. A stale lock is judged and replaced only under an exclusive
-    /// advisory lock on the run directory, so that of several processes that found it
-    /// stale at once one takes it over and the others then find that one's live lock (a
-    /// second takeover would remove the first's fresh lock, and both would train).
+    /// place of a stale one. Everything here happens under the run directory's guard
+    /// (`guard`), as does a lock's release: of several processes that find one stale lock
+    /// at once, one takes it over and the others then find its live lock (a second
+    /// takeover would remove the first's fresh lock, and both would train); and no lock
+    /// vanishes, by its holder's release, between being judged and being replaced.
+    /// Without a guard (a filesystem that cannot lock files) a lock is never taken over.
     fn link_lock(
         &self,
         tmp: &Path,
@@ -195,15 +214,18 @@ impl RunDir {
             path: self.lock_path(),
             source,
         };
-        // The link is durable once the directory is synced; if that fails, the lock
-        // goes again as `lock` drops.
+        let guard = guard(&self.path);
+        // The link is durable once the directory is synced; if that fails, the lock goes
+        // again (here: its release would wait for the guard this process holds).
         let held = || -> Result<Result<RunLock, LockHolder>, ResultsError> {
-            let lock = RunLock {
+            if let Err(e) = crate::atomic::sync_dir(&self.path) {
+                let _ = std::fs::remove_file(self.lock_path());
+                return Err(io(e));
+            }
+            Ok(Ok(RunLock {
                 path: self.lock_path(),
                 holder: holder.clone(),
-            };
-            crate::atomic::sync_dir(&self.path).map_err(io)?;
-            Ok(Ok(lock))
+            }))
         };
         let holder_or_unknown = || {
             self.lock_holder(host).unwrap_or(LockHolder {
@@ -217,8 +239,9 @@ impl RunDir {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(io(e)),
         }
-        let guard = std::fs::File::open(&self.path).map_err(io)?;
-        guard.lock().map_err(io)?;
+        if guard.is_none() {
+            return Ok(Err(holder_or_unknown()));
+        }
         if let Some(holder) = self.lock_holder(host) {
             return Ok(Err(holder));
         }
@@ -228,7 +251,6 @@ impl RunDir {
         }
         match std::fs::hard_link(tmp, self.lock_path()) {
             Ok(()) => held(),
-            // Taken meanwhile by a process that found the run free.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(Err(holder_or_unknown())),
             Err(e) => Err(io(e)),
         }
@@ -552,7 +574,9 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
             .collect();
-        assert_eq!(names, ["lock"]);
+        let mut names = names;
+        names.sort();
+        assert_eq!(names, [".lock.guard", "lock"]);
         assert_eq!(dir.lock_holder("here").unwrap().started, Some(started));
         drop(lock);
     }

@@ -32,7 +32,7 @@ pub struct Build {
 impl std::fmt::Display for Build {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.commit {
-            Some(c) => write!(f, "{}", &c[..c.len().min(12)])?,
+            Some(c) => write!(f, "{}", c.chars().take(12).collect::<String>())?,
             None => write!(f, "no commit")?,
         }
         if self.dirty == Some(true) {

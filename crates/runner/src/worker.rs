@@ -108,6 +108,9 @@ pub fn run_worker(
         return Ok(RunStatus::Running);
     }
     let config = dir.read_config()?;
+    // A run resumed once from another build's checkpoint and interrupted again keeps
+    // that record: its next checkpoint is this build's, but its first epochs are not.
+    let resumed_before = dir.read_meta().ok().and_then(|m| m.resumed_from);
     let build = provenance::build();
     let mut meta = RunMeta {
         config_hash: config.hash(),
@@ -125,7 +128,7 @@ pub fn run_worker(
         wall_s: None,
         error: None,
         build: Some(build),
-        resumed_from: None,
+        resumed_from: resumed_before,
     };
     dir.write_meta(&meta)?;
     let started = Instant::now();
@@ -190,8 +193,13 @@ fn train_in_dir(
             build: r.checkpoint.build.clone(),
         })
     });
-    if let Some(from) = &other_build {
-        meta.resumed_from = Some(from.clone());
+    // From scratch, nothing came from another build; resumed, the earliest record holds.
+    let resumed_from = match &resume {
+        None => None,
+        Some(_) => meta.resumed_from.clone().or(other_build.clone()),
+    };
+    if resumed_from != meta.resumed_from {
+        meta.resumed_from = resumed_from;
         dir.write_meta(meta)?;
     }
     emit(&WorkerEvent::Started {
@@ -509,7 +517,7 @@ train:
         };
         checkpoint.build = Some(older.clone());
         checkpoint.save(&dir.checkpoint_path()).unwrap();
-        write_metrics(&dir.metrics_path(), &[row]).unwrap();
+        write_metrics(&dir.metrics_path(), std::slice::from_ref(&row)).unwrap();
 
         let status = run_worker(
             &dir.path,
@@ -526,11 +534,35 @@ train:
             meta.resumed_from,
             Some(ResumedFrom {
                 epoch: 1,
-                build: Some(older)
+                build: Some(older.clone())
             })
         );
-        let lines = results::mixed_provenance(&[("plain-4".into(), meta)]).join("\n");
+        let lines = results::mixed_provenance(&[("plain-4".into(), meta.clone())]).join("\n");
         assert!(lines.contains("plain-4 resumed after epoch 1"), "{lines}");
         assert_eq!(read_metrics(&dir.metrics_path()).unwrap().len(), 2);
+
+        // Interrupted again after epoch 1 of this build, and resumed: the record of the
+        // older build's epoch stays.
+        checkpoint.build = Some(provenance::build());
+        checkpoint.save(&dir.checkpoint_path()).unwrap();
+        write_metrics(&dir.metrics_path(), &[row]).unwrap();
+        dir.write_meta(&RunMeta {
+            status: RunStatus::Running,
+            ..meta
+        })
+        .unwrap();
+        let status = run_worker(
+            &dir.path,
+            tmp.path(),
+            ComputeDevice::Cpu,
+            false,
+            &Diagnostics::off(),
+        )
+        .unwrap();
+        assert_eq!(status, RunStatus::Done);
+        assert_eq!(
+            dir.read_meta().unwrap().resumed_from.unwrap().build,
+            Some(older)
+        );
     }
 }
