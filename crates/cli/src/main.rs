@@ -258,7 +258,12 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Report { at, look } => {
             let experiment = load(&at.experiment)?;
-            report(&experiment, &at, &look)
+            match report(&experiment, &at, &look)? {
+                0 => Ok(()),
+                damaged => bail!(
+                    "{damaged} file(s) of the results do not read back (see the warnings above); the report shows everything else"
+                ),
+            }
         }
         Command::Plan { at, pending } => plan(&at, pending),
         Command::Run {
@@ -536,7 +541,7 @@ fn sweep(
         failed = summary.failed;
         interrupted = summary.interrupted;
     }
-    report(&experiment, at, look)?;
+    let damaged = report(&experiment, at, look)?;
     if !interrupted.is_empty() {
         eprintln!(
             "interrupted: {} run(s) stopped at their last finished epoch ({}); run the same \
@@ -549,6 +554,11 @@ fn sweep(
     if unreadable > 0 {
         bail!(
             "{unreadable} run(s) were left untouched because their meta.json does not read back (see the warnings above)"
+        );
+    }
+    if damaged > 0 {
+        bail!(
+            "{damaged} file(s) of the finished results do not read back (see the warnings above); the report shows everything else"
         );
     }
     if !failed.is_empty() {
@@ -803,14 +813,22 @@ fn locate_dataset(experiment: &Experiment, train: &TrainFlags) -> Result<PathBuf
     Ok(std::path::absolute(&found.dir).unwrap_or(found.dir))
 }
 
-fn report(experiment: &Experiment, at: &Locations, look: &ReportFlags) -> Result<()> {
+/// Writes the report; returns how many of the results' files did not read back (each
+/// named in a warning, and left out of the report).
+fn report(experiment: &Experiment, at: &Locations, look: &ReportFlags) -> Result<usize> {
     let settings = look.settings(experiment)?;
     let reports = &look.reports;
     let runs = report::load_runs(experiment, &at.results)?;
-    for r in &runs {
-        if let Some(why) = r.dir.meta_problem() {
-            eprintln!("warning: {}: {why}", r.config.label());
-        }
+    let damaged: Vec<String> = runs
+        .iter()
+        .flat_map(|r| {
+            r.problems
+                .iter()
+                .map(|p| format!("{}: {p}", r.config.label()))
+        })
+        .collect();
+    for problem in &damaged {
+        eprintln!("warning: {problem}");
     }
     let command = format!(
         "degrade sweep {} --results {} --reports {}",
@@ -825,5 +843,5 @@ fn report(experiment: &Experiment, at: &Locations, look: &ReportFlags) -> Result
         page.display(),
         index.display()
     );
-    Ok(())
+    Ok(damaged.len())
 }

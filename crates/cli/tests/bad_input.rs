@@ -318,7 +318,7 @@ fn cases() -> Vec<Case> {
                 std::fs::write(dir.join("metrics.parquet"), b"PAR1 broken").unwrap();
             },
             args: REPORT,
-            expect: &["metrics.parquet"],
+            expect: &["metrics.parquet", "the report shows everything else"],
         },
         Case {
             name: "corrupt checkpoint of an interrupted run",

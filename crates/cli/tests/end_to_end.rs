@@ -374,3 +374,32 @@ fn a_finished_run_with_a_corrupt_meta_is_named_and_never_overwritten() {
     let html = std::fs::read_to_string(ws.root.join("reports/corrupt/index.html")).unwrap();
     assert!(html.contains("unreadable"), "the runs table shows it");
 }
+
+/// One run's metrics file damaged on disk: the report still renders every other run,
+/// shows that one as unreadable, names the file, and exits with an error.
+#[test]
+fn a_damaged_metrics_file_leaves_the_rest_of_the_report_standing() {
+    let ws = Workspace::new();
+    ws.write_experiment(&experiment_yaml("damaged", "[4]", ""));
+    assert!(ws.sweep().status.success());
+    let runs = ws.run_dirs("damaged");
+    std::fs::write(runs[0].join("metrics.parquet"), b"PAR1 not parquet").unwrap();
+    let out = ws.degrade(&["report", "exp.yaml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let named = runs[0]
+        .strip_prefix(&ws.root)
+        .unwrap()
+        .join("metrics.parquet");
+    assert!(stderr.contains(&named.display().to_string()), "{stderr}");
+    let html = std::fs::read_to_string(ws.root.join("reports/damaged/index.html")).unwrap();
+    assert!(
+        html.contains("unreadable"),
+        "the damaged run is shown as such"
+    );
+    assert!(
+        html.contains("1 of 2 runs done"),
+        "the other run is still counted"
+    );
+}

@@ -12,6 +12,8 @@ use std::path::Path;
 pub struct RunRecord {
     pub config: RunConfig,
     pub dir: RunDir,
+    /// `Unreadable` also where the metrics file does not read back: the run's numbers
+    /// cannot be shown, and it counts as not done.
     pub state: RunState,
     pub meta: Option<RunMeta>,
     /// Finished epochs, in order (also for runs that diverged or are unfinished).
@@ -20,38 +22,35 @@ pub struct RunRecord {
     pub gradients: Vec<GradientRow>,
     pub responses: Vec<ResponseRow>,
     pub lesion: Vec<LesionRow>,
+    /// Which of the run's files do not read back, and what to do: the report renders
+    /// without them and says so.
+    pub problems: Vec<String>,
 }
 
+/// Every run of the plan with what its files hold. A file that does not read back (a
+/// disk fault, a truncated copy) is not an error for the whole report: it is noted in
+/// its run's `problems`, and that part of the run is left out.
 pub fn load_runs(
     experiment: &Experiment,
     results_root: &Path,
 ) -> Result<Vec<RunRecord>, ReportError> {
-    plan(experiment, results_root)
+    Ok(plan(experiment, results_root)
         .into_iter()
         .map(|PlannedRun { config, dir, state }| {
             let meta = dir.read_meta().ok();
-            let rows = if dir.metrics_path().is_file() {
-                let mut rows = read_metrics(&dir.metrics_path())?;
-                rows.sort_by_key(|r| r.epoch);
-                rows
-            } else {
-                Vec::new()
+            let mut problems: Vec<String> = dir.meta_problem().into_iter().collect();
+            let mut rows = read_noting(&dir.metrics_path(), true, read_metrics, &mut problems);
+            rows.sort_by_key(|r| r.epoch);
+            let state = match problems.is_empty() {
+                true => state,
+                false => RunState::Unreadable,
             };
             // Diagnostics only of done runs: an unfinished run's are partial.
             let done = state == RunState::Done;
-            let gradients = match done && dir.gradients_path().is_file() {
-                true => read_gradients(&dir.gradients_path())?,
-                false => Vec::new(),
-            };
-            let responses = match done && dir.responses_path().is_file() {
-                true => read_responses(&dir.responses_path())?,
-                false => Vec::new(),
-            };
-            let lesion = match done && dir.lesion_path().is_file() {
-                true => read_lesion(&dir.lesion_path())?,
-                false => Vec::new(),
-            };
-            Ok(RunRecord {
+            let gradients = read_noting(&dir.gradients_path(), done, read_gradients, &mut problems);
+            let responses = read_noting(&dir.responses_path(), done, read_responses, &mut problems);
+            let lesion = read_noting(&dir.lesion_path(), done, read_lesion, &mut problems);
+            RunRecord {
                 config,
                 dir,
                 state,
@@ -60,7 +59,27 @@ pub fn load_runs(
                 gradients,
                 responses,
                 lesion,
-            })
+                problems,
+            }
         })
-        .collect()
+        .collect())
+}
+
+/// The rows of `path` if `wanted` and the file exists; a file that does not read back
+/// gives none, with why in `problems`.
+fn read_noting<T>(
+    path: &Path,
+    wanted: bool,
+    read: impl Fn(&Path) -> Result<Vec<T>, results::ResultsError>,
+    problems: &mut Vec<String>,
+) -> Vec<T> {
+    if !wanted || !path.is_file() {
+        return Vec::new();
+    }
+    read(path).unwrap_or_else(|e| {
+        problems.push(format!(
+            "{e} (the report leaves it out; delete the run's directory to train it again)"
+        ));
+        Vec::new()
+    })
 }

@@ -336,11 +336,14 @@ fn run_rows(runs: &[RunRecord], out_dir: &Path) -> Vec<RunRow> {
                         .display()
                         .to_string()
                 }),
-                note: match r.state {
-                    RunState::Unreadable => r.dir.meta_problem(),
-                    _ => r.meta.as_ref().and_then(|m| m.error.clone()),
-                }
-                .unwrap_or_default(),
+                note: match r.problems.is_empty() {
+                    false => r.problems.join("; "),
+                    true => r
+                        .meta
+                        .as_ref()
+                        .and_then(|m| m.error.clone())
+                        .unwrap_or_default(),
+                },
             }
         })
         .collect()
