@@ -28,15 +28,25 @@ pub fn depth_problem(arch: ModelArch, depth: usize) -> Option<String> {
     }
 }
 
+/// The error for `field` at `at` in the file `path`, as a failed check.
+fn invalid(
+    path: &Path,
+    at: &serde_saphyr::Location,
+    field: &str,
+    message: String,
+) -> Result<(), ExperimentError> {
+    Err(ExperimentError::Invalid {
+        path: path.to_path_buf(),
+        line: at.line(),
+        column: at.column(),
+        field: field.to_string(),
+        message,
+    })
+}
+
 pub(crate) fn validate(path: &Path, spec: &ExperimentSpec) -> Result<(), ExperimentError> {
     let fail = |at: &serde_saphyr::Location, field: &str, message: String| {
-        Err(ExperimentError::Invalid {
-            path: path.to_path_buf(),
-            line: at.line(),
-            column: at.column(),
-            field: field.to_string(),
-            message,
-        })
+        invalid(path, at, field, message)
     };
 
     let name = &spec.name;
@@ -337,13 +347,7 @@ where
 /// line and field, if one would not.
 pub(crate) fn memory_problem(path: &Path, spec: &ExperimentSpec) -> Option<String> {
     let fail = |at: &serde_saphyr::Location, field: &str, message: String| {
-        Err(ExperimentError::Invalid {
-            path: path.to_path_buf(),
-            line: at.line(),
-            column: at.column(),
-            field: field.to_string(),
-            message,
-        })
+        invalid(path, at, field, message)
     };
     memory_limits(spec, &fail).err().map(|e| e.to_string())
 }

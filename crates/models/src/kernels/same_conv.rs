@@ -27,51 +27,19 @@
 use super::im2col::Window;
 use std::mem::MaybeUninit;
 
-/// `tile::<N>(args)` for N = `n`, 1 to 6, as one match over the
-/// const-generic sizes of a register tile; unreachable off x86_64, where `applies`
-/// is false.
+/// `tile::<N>(args)` for N = `n`, one of `sizes`, as one match over the const-generic
+/// sizes of a register tile (1 to 6 for the AVX2 tiles, 1 to 12 for the AVX-512 ones);
+/// unreachable off x86_64, where `applies` is false.
 macro_rules! for_size {
-    ($n:expr, $tile:ident($($arg:expr),* $(,)?)) => {{
+    ($n:expr, [$($size:literal),+], $tile:ident $args:tt) => {{
         #[cfg(target_arch = "x86_64")]
         match $n {
-            1 => $tile::<1>($($arg),*),
-            2 => $tile::<2>($($arg),*),
-            3 => $tile::<3>($($arg),*),
-            4 => $tile::<4>($($arg),*),
-            5 => $tile::<5>($($arg),*),
-            6 => $tile::<6>($($arg),*),
+            $($size => $tile::<$size> $args,)+
             n => unreachable!("a register tile of {n}"),
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = ($n, $($arg),*);
-            unreachable!("same_conv applies only on x86_64 with AVX2")
-        }
-    }};
-}
-
-/// `for_size!` for the AVX-512 tiles, 1 to 12.
-macro_rules! for_size_12 {
-    ($n:expr, $tile:ident($($arg:expr),* $(,)?)) => {{
-        #[cfg(target_arch = "x86_64")]
-        match $n {
-            1 => $tile::<1>($($arg),*),
-            2 => $tile::<2>($($arg),*),
-            3 => $tile::<3>($($arg),*),
-            4 => $tile::<4>($($arg),*),
-            5 => $tile::<5>($($arg),*),
-            6 => $tile::<6>($($arg),*),
-            7 => $tile::<7>($($arg),*),
-            8 => $tile::<8>($($arg),*),
-            9 => $tile::<9>($($arg),*),
-            10 => $tile::<10>($($arg),*),
-            11 => $tile::<11>($($arg),*),
-            12 => $tile::<12>($($arg),*),
-            n => unreachable!("a register tile of {n}"),
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = ($n, $($arg),*);
+            let _ = ($n, $args);
             unreachable!("same_conv applies only on x86_64 with AVX2")
         }
     }};
@@ -368,10 +336,12 @@ fn channel_tiles<E: Store>(
                     match isa {
                         Isa::Avx2 => for_size!(
                             nq,
+                            [1, 2, 3, 4, 5, 6],
                             channel_tile(a, starts, offsets, weights, out, o, k0 > 0)
                         ),
-                        Isa::Avx512 => for_size_12!(
+                        Isa::Avx512 => for_size!(
                             nq,
+                            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
                             channel_tile_512(a, starts, offsets, weights, out, o, k0 > 0)
                         ),
                     }
@@ -438,9 +408,17 @@ fn position_tiles<E: Store>(
                         out.as_mut_ptr().add(q0),
                     );
                     match isa {
-                        Isa::Avx2 => for_size!(nr, tile(a, offsets, b, out, p.wide, k0 > 0)),
+                        Isa::Avx2 => for_size!(
+                            nr,
+                            [1, 2, 3, 4, 5, 6],
+                            tile(a, offsets, b, out, p.wide, k0 > 0)
+                        ),
                         Isa::Avx512 => {
-                            for_size!(nr, tile_512(a, offsets, b, out, p.wide, k0 > 0))
+                            for_size!(
+                                nr,
+                                [1, 2, 3, 4, 5, 6],
+                                tile_512(a, offsets, b, out, p.wide, k0 > 0)
+                            )
                         }
                     }
                 }
@@ -543,10 +521,18 @@ fn same_conv_weight_grad_on(
                     let geometry = (rows, w, p.row);
                     match isa {
                         Isa::Avx2 => {
-                            for_size!(nt, grad_tile(a, offsets, b, o, geometry, out))
+                            for_size!(
+                                nt,
+                                [1, 2, 3, 4, 5, 6],
+                                grad_tile(a, offsets, b, o, geometry, out)
+                            )
                         }
                         Isa::Avx512 => {
-                            for_size_12!(nt, grad_tile_512(a, offsets, b, o, geometry, out))
+                            for_size!(
+                                nt,
+                                [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+                                grad_tile_512(a, offsets, b, o, geometry, out)
+                            )
                         }
                     }
                 }
