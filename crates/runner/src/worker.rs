@@ -473,6 +473,17 @@ train:
         (config, dir)
     }
 
+    /// The worker on `dir`, with the dataset in `root`, on the CPU, no diagnostics.
+    fn work(root: &Path, dir: &RunDir, keep_final_weights: bool) -> Result<RunStatus, TrainError> {
+        run_worker(
+            &dir.path,
+            root,
+            ComputeDevice::Cpu,
+            keep_final_weights,
+            &Diagnostics::off(),
+        )
+    }
+
     /// A done run of an experiment that keeps final weights has them: if they cannot be
     /// put in place, the run is not marked done.
     #[test]
@@ -481,13 +492,7 @@ train:
         let (_, dir) = run_dir(tmp.path());
         // A directory in the way of the rename.
         std::fs::create_dir_all(dir.path.join("final.safetensors/in-the-way")).unwrap();
-        let outcome = run_worker(
-            &dir.path,
-            tmp.path(),
-            ComputeDevice::Cpu,
-            true,
-            &Diagnostics::off(),
-        );
+        let outcome = work(tmp.path(), &dir, true);
         assert!(outcome.is_err(), "{outcome:?}");
         let meta = dir.read_meta().unwrap();
         assert_eq!(meta.status, RunStatus::Failed);
@@ -519,14 +524,7 @@ train:
         checkpoint.save(&dir.checkpoint_path()).unwrap();
         write_metrics(&dir.metrics_path(), std::slice::from_ref(&row)).unwrap();
 
-        let status = run_worker(
-            &dir.path,
-            tmp.path(),
-            ComputeDevice::Cpu,
-            false,
-            &Diagnostics::off(),
-        )
-        .unwrap();
+        let status = work(tmp.path(), &dir, false).unwrap();
         assert_eq!(status, RunStatus::Done);
         let meta = dir.read_meta().unwrap();
         assert_eq!(meta.build, Some(provenance::build()));
@@ -551,14 +549,7 @@ train:
             ..meta
         })
         .unwrap();
-        let status = run_worker(
-            &dir.path,
-            tmp.path(),
-            ComputeDevice::Cpu,
-            false,
-            &Diagnostics::off(),
-        )
-        .unwrap();
+        let status = work(tmp.path(), &dir, false).unwrap();
         assert_eq!(status, RunStatus::Done);
         assert_eq!(
             dir.read_meta().unwrap().resumed_from.unwrap().build,
