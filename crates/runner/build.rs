@@ -3,15 +3,22 @@
 //! metadata names the code that computed it: not the checkout a run happens to be started
 //! in, which may be another one, or none.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const TRACKED: [&str; 3] = ["candle-core", "candle-nn", "polars"];
 
 fn main() {
-    let lock = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.lock");
+    let root = workspace_root();
+    let lock = root.join("Cargo.lock");
     println!("cargo:rerun-if-changed={}", lock.display());
-    let text = std::fs::read_to_string(&lock).unwrap_or_default();
+    let text = std::fs::read_to_string(&lock).unwrap_or_else(|e| {
+        println!(
+            "cargo:warning=no versions recorded: cannot read {}: {e}",
+            lock.display()
+        );
+        String::new()
+    });
     let mut found = Vec::new();
     let mut name = None;
     for line in text.lines() {
@@ -24,13 +31,22 @@ fn main() {
         }
     }
     println!("cargo:rustc-env=DEGRADE_DEP_VERSIONS={}", found.join(";"));
-    build_commit();
+    build_commit(&root);
+}
+
+/// The workspace of the package being built, from the directory cargo gives this run of
+/// the script. Not `env!`, the directory this script was compiled in: cargo reuses a
+/// compiled build script for another checkout of the same package in a shared target
+/// directory, and one compiled in a clone since deleted read no Cargo.lock and recorded
+/// no versions.
+fn workspace_root() -> PathBuf {
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default();
+    Path::new(&manifest).join("../..")
 }
 
 /// `DEGRADE_BUILD_COMMIT` and `DEGRADE_BUILD_DIRTY` (empty outside a git checkout). The
 /// script runs again when the commit moves or a tracked file of the workspace changes.
-fn build_commit() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+fn build_commit(root: &Path) {
     for watched in [
         ".git/HEAD",
         ".git/index",
@@ -43,7 +59,7 @@ fn build_commit() {
     let git = |args: &[&str]| {
         Command::new("git")
             .arg("-C")
-            .arg(&root)
+            .arg(root)
             .args(args)
             .output()
             .ok()
