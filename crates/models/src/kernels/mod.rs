@@ -14,6 +14,7 @@ pub mod relu;
 mod same_conv;
 #[cfg(test)]
 mod test_support;
+mod transpose;
 
 use candle_core::{CpuStorage, DType, Layout, Result, Tensor};
 

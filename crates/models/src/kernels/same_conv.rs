@@ -25,6 +25,7 @@
 //! same order on either instruction set, so the two give the same bits (tested).
 
 use super::im2col::Window;
+use super::transpose::transpose;
 use std::mem::MaybeUninit;
 
 /// `tile::<N>(args)` for N = `n`, one of `sizes`, as one match over the const-generic
@@ -51,19 +52,28 @@ const MR: usize = 16;
 const NR: usize = 6;
 
 /// A place a kernel writes an f32 to: an initialised output or an uninitialised one.
-pub trait Store {
+pub trait Store: Sized {
     fn store(&mut self, v: f32);
+    /// The slice's start, for vector stores: each element is an f32's four bytes.
+    fn as_f32_ptr(slice: &mut [Self]) -> *mut f32;
 }
 
 impl Store for f32 {
     fn store(&mut self, v: f32) {
         *self = v;
     }
+    fn as_f32_ptr(slice: &mut [Self]) -> *mut f32 {
+        slice.as_mut_ptr()
+    }
 }
 
 impl Store for MaybeUninit<f32> {
     fn store(&mut self, v: f32) {
         self.write(v);
+    }
+    fn as_f32_ptr(slice: &mut [Self]) -> *mut f32 {
+        // MaybeUninit<f32> has f32's size and alignment.
+        slice.as_mut_ptr().cast()
     }
 }
 
@@ -349,16 +359,7 @@ fn channel_tiles<E: Store>(
             }
         }
     }
-    // (h * w, o) -> (o, h * w), in blocks of 8 positions so that the reads of a block
-    // stay in L1 while its o output rows are written.
-    for q0 in (0..hw).step_by(8) {
-        let q1 = (q0 + 8).min(hw);
-        for (oi, plane) in y.chunks_exact_mut(hw).enumerate() {
-            for (q, d) in (q0..q1).zip(&mut plane[q0..q1]) {
-                d.store(scratch.wide[q * o + oi]);
-            }
-        }
-    }
+    transpose(&scratch.wide[..hw * o], hw, o, y);
 }
 
 /// `n` items cut into the fewest tiles of at most `max`, of sizes that differ by at most
@@ -486,16 +487,9 @@ fn same_conv_weight_grad_on(
     assert_eq!(dy.len(), o * h * w, "gradient of the wrong size");
     assert_eq!(dw_t.len(), taps * o, "kernel gradient of the wrong size");
     scratch.load(win, &p, x, o);
-    // dY^T: wide[q * o + oi] for the h * w positions. Written position by position, so
-    // that the writes are contiguous and the reads are o sequential streams (channel
-    // by channel, each write pass re-fetched the whole buffer from L2: 3 % of a training
-    // step).
+    // dY^T: wide[q * o + oi] for the h * w positions.
     let hw = h * w;
-    for (q, cell) in scratch.wide[..hw * o].chunks_exact_mut(o).enumerate() {
-        for (d, plane) in cell.iter_mut().zip(dy.chunks_exact(hw)) {
-            *d = plane[q];
-        }
-    }
+    transpose(dy, o, hw, &mut scratch.wide[..hw * o]);
     // Whole output rows per pass, about POSITIONS_PER_PASS positions.
     let rows_per_pass = (POSITIONS_PER_PASS / w).max(1);
     for o0 in (0..o).step_by(GU) {
