@@ -9,16 +9,16 @@ mod error;
 pub mod memory;
 mod plan;
 mod run_config;
+mod settings;
 mod spec;
 mod validate;
 
 pub use device::ComputeDevice;
 pub use error::ExperimentError;
-pub use plan::{
-    load_experiment, parse_experiment, Diagnostics, Experiment, ReportSettings, SlurmSettings,
-};
+pub use plan::{load_experiment, parse_experiment, Experiment};
 pub use run_config::{
-    batch_lengths, batches_per_epoch, Augment, DatasetName, Family, ModelArch, Normalize,
-    RunConfig, Schedule, Shortcut, TrainConfig, Warmup, MIN_BATCH, WARMUP_WINDOW,
+    batch_lengths, batches_per_epoch, Augment, Normalize, RunConfig, Schedule, TrainConfig, Warmup,
+    MIN_BATCH, WARMUP_WINDOW,
 };
+pub use settings::{Diagnostics, ReportSettings, SlurmSettings};
 pub use validate::depth_problem;

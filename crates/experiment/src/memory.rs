@@ -3,7 +3,7 @@
 //! largest value that fits, before anything trains (instead of a worker that aborts in
 //! allocation, or a sweep that builds a billion layers for minutes).
 
-use crate::run_config::ModelArch;
+use vocab::{ModelArch, CIFAR_STAGES};
 
 /// The shape of a network and its batch, as far as its memory goes.
 #[derive(Debug, Clone, Copy)]
@@ -22,7 +22,7 @@ const PARAMETER_COPIES: f64 = 4.0;
 /// f32 tensors kept per weighted layer and example for the backward pass, and their
 /// gradients: the layer's output, batch norm's, the ReLU's, one gradient in flight.
 const ACTIVATION_COPIES: f64 = 4.0;
-const CLASSES: f64 = 10.0;
+const CLASSES: f64 = vocab::CLASSES as f64;
 
 impl NetShape {
     /// Estimated peak bytes of a training step (in f64, so that no value overflows).
@@ -41,10 +41,12 @@ impl NetShape {
             }
             ModelArch::Cifar => {
                 // Three stages of 2n 3x3 convs on w, 2w, 4w filters at full, half and a
-                // quarter of the image's side.
-                let convs = 2.0 * ((depth - 2.0) / 6.0).max(0.0);
+                // quarter of the image's side (n from a depth not checked yet: a real).
+                let per_stage = (ModelArch::Cifar.layers_per_unit() / CIFAR_STAGES) as f64;
+                let convs = per_stage
+                    * ((depth - 2.0) / ModelArch::Cifar.layers_per_unit() as f64).max(0.0);
                 let (mut parameters, mut activations) = (9.0 * c * w, w * h * wd);
-                for stage in 0..3 {
+                for stage in 0..CIFAR_STAGES {
                     let filters = w * f64::from(1 << stage);
                     let plane = h * wd / f64::from(1 << (2 * stage));
                     parameters += convs * 9.0 * filters * filters;

@@ -2,10 +2,12 @@
 
 use crate::device::ComputeDevice;
 use crate::error::ExperimentError;
-use crate::run_config::{Family, ModelArch, Normalize, RunConfig, Shortcut, TrainConfig};
+use crate::run_config::{Normalize, RunConfig, TrainConfig};
+use crate::settings::{Diagnostics, ReportSettings, SlurmSettings};
 use crate::spec::ExperimentSpec;
 use crate::validate::validate;
 use std::path::{Path, PathBuf};
+use vocab::{Family, ShortcutOption};
 
 /// A parsed, validated experiment and the runs it expands to.
 #[derive(Debug, Clone)]
@@ -34,152 +36,6 @@ pub struct Experiment {
     /// the CPU here needs the memory: `sweep` and `run` check it, while `plan` and
     /// `report` (on a smaller machine, say) and a GPU do not.
     pub memory_problem: Option<String>,
-}
-
-/// Measurements that explain the degradation, taken while and after a run trains. They
-/// never change the numbers a run produces, so they are not part of its hash.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Diagnostics {
-    /// Log each weighted layer's gradient norm every this many iterations, from
-    /// iteration 0 (at initialisation); 0 turns it off.
-    #[serde(default = "Diagnostics::default_gradient_every")]
-    pub gradient_every: usize,
-    /// After training: each layer's response std on a fixed batch (the paper's Figure 7).
-    #[serde(default = "Diagnostics::yes")]
-    pub responses: bool,
-    /// After training: test error with each block deleted (Veit et al. 2016).
-    #[serde(default = "Diagnostics::yes")]
-    pub lesion: bool,
-    /// Test images the lesion study evaluates each deleted block on.
-    #[serde(default = "Diagnostics::default_lesion_images")]
-    pub lesion_images: usize,
-}
-
-impl Diagnostics {
-    fn default_gradient_every() -> usize {
-        50
-    }
-    fn default_lesion_images() -> usize {
-        1000
-    }
-    fn yes() -> bool {
-        true
-    }
-
-    /// Nothing measured (for tests and benchmarks).
-    pub fn off() -> Self {
-        Diagnostics {
-            gradient_every: 0,
-            responses: false,
-            lesion: false,
-            lesion_images: 0,
-        }
-    }
-}
-
-impl Default for Diagnostics {
-    fn default() -> Self {
-        Diagnostics {
-            gradient_every: Self::default_gradient_every(),
-            responses: true,
-            lesion: true,
-            lesion_images: Self::default_lesion_images(),
-        }
-    }
-}
-
-/// Resources of each task of a Slurm job array; None leaves the choice to the command
-/// line or the defaults of `degrade slurm`.
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SlurmSettings {
-    /// Wall-time limit per run, as Slurm writes it: `MM`, `HH:MM:SS` or `D-HH:MM:SS`.
-    #[serde(default)]
-    pub time: Option<String>,
-    #[serde(default)]
-    pub cpus: Option<usize>,
-    #[serde(default)]
-    pub gpus: Option<usize>,
-    /// Memory per task, e.g. `4G`.
-    #[serde(default)]
-    pub mem: Option<String>,
-    #[serde(default)]
-    pub partition: Option<String>,
-    /// At most this many tasks at once (`--array=0-N%max_parallel`).
-    #[serde(default)]
-    pub max_parallel: Option<usize>,
-}
-
-impl SlurmSettings {
-    /// Why these settings cannot go into an sbatch script, if they cannot (the YAML
-    /// and the command line share this rule).
-    pub fn problem(&self) -> Option<String> {
-        let time_ok = |t: &str| {
-            let (days, clock) = t.split_once('-').unwrap_or(("0", t));
-            let parts: Vec<&str> = clock.split(':').collect();
-            days.chars().all(|c| c.is_ascii_digit())
-                && !days.is_empty()
-                && (1..=3).contains(&parts.len())
-                && parts
-                    .iter()
-                    .all(|p| !p.is_empty() && p.len() <= 3 && p.chars().all(|c| c.is_ascii_digit()))
-        };
-        let mem_ok = |m: &str| {
-            let digits = m.trim_end_matches(['K', 'M', 'G', 'T']);
-            !digits.is_empty()
-                && digits.len() + 1 >= m.len()
-                && digits.chars().all(|c| c.is_ascii_digit())
-        };
-        let word_ok = |w: &str| {
-            !w.is_empty()
-                && w.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ',' | '.'))
-        };
-        match self {
-            SlurmSettings { time: Some(t), .. } if !time_ok(t) => Some(format!(
-                "time {t:?} is not a Slurm time limit: write MM, HH:MM:SS or D-HH:MM:SS"
-            )),
-            SlurmSettings { cpus: Some(0), .. } => Some("cpus must be at least 1".into()),
-            SlurmSettings {
-                max_parallel: Some(0),
-                ..
-            } => Some("max_parallel must be at least 1".into()),
-            SlurmSettings { mem: Some(m), .. } if !mem_ok(m) => Some(format!(
-                "mem {m:?} is not a Slurm memory size: write a number with K, M, G or T, e.g. 4G"
-            )),
-            SlurmSettings {
-                partition: Some(p), ..
-            } if !word_ok(p) => Some(format!("partition {p:?} is not a partition name")),
-            _ => None,
-        }
-    }
-}
-
-/// How the report draws the curves; the command line can override each.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ReportSettings {
-    pub log_y: bool,
-    /// EMA weight in [0, 1); 0 = raw values.
-    pub smoothing: f64,
-    /// Error axis range in percent; None = fitted to the data.
-    pub y_range: Option<(f64, f64)>,
-}
-
-impl ReportSettings {
-    /// Why a smoothing weight is impossible, if it is (the YAML and the command line
-    /// share this rule).
-    pub fn smoothing_problem(weight: f64) -> Option<String> {
-        (!(0.0..1.0).contains(&weight)).then(|| format!("must be in [0, 1), got {weight}"))
-    }
-
-    /// Why an error-axis range is impossible, if it is.
-    pub fn y_range_problem(lo: f64, hi: f64, log_y: bool) -> Option<String> {
-        let ok = lo.is_finite() && hi.is_finite() && lo >= 0.0 && lo < hi && (!log_y || lo > 0.0);
-        (!ok).then(|| {
-            format!("must be [low, high] in percent with 0 <= low < high (low > 0 with a log axis), got [{lo}, {hi}]")
-        })
-    }
 }
 
 pub fn load_experiment(path: &Path) -> Result<Experiment, ExperimentError> {
@@ -297,19 +153,14 @@ pub fn parse_experiment(path: &Path, text: &str) -> Result<Experiment, Experimen
 /// A residual CIFAR-style net's shortcut option, the paper's A unless the file says
 /// otherwise. None for plain nets (they have no shortcut: switching options must not
 /// retrain them) and for MLPs.
-fn shortcut(spec: &ExperimentSpec, family: Family) -> Option<Shortcut> {
-    (spec.model.arch == ModelArch::Cifar && family == Family::Residual).then(|| {
-        spec.model
-            .shortcut
-            .as_ref()
-            .map_or(Shortcut::A, |s| s.value)
-    })
+fn shortcut(spec: &ExperimentSpec, family: Family) -> Option<ShortcutOption> {
+    let asked = spec.model.shortcut.as_ref().map(|s| s.value);
+    ShortcutOption::for_net(spec.model.arch, family, asked)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run_config::Family;
 
     const GOOD: &str = "\
 name: demo
@@ -569,7 +420,7 @@ train:
         );
         assert_eq!(e.runs.len(), 27);
         for r in &e.runs {
-            assert_eq!(r.dataset, crate::DatasetName::Cifar10);
+            assert_eq!(r.dataset, vocab::DatasetName::Cifar10);
             assert_eq!(r.validation, Some(5000));
             assert_eq!(r.normalize, Some(crate::Normalize::PerPixelMean));
             assert_eq!(r.augment, Some(crate::Augment { pad: 4, flip: true }));
@@ -579,7 +430,7 @@ train:
             assert_eq!(r.planned_epochs(), 182);
             assert!((r.lr_at(47_999, 352) - 0.01).abs() < 1e-12);
             assert_eq!(r.train.warmup.is_some(), r.depth == 110, "{}", r.label());
-            let option = (r.family == Residual).then_some(crate::Shortcut::A);
+            let option = (r.family == Residual).then_some(ShortcutOption::A);
             assert_eq!(r.shortcut, option);
         }
     }
@@ -596,7 +447,7 @@ train:
     #[test]
     fn the_conv_experiment_validates() {
         let e = parse(include_str!("../../../experiments/fashion-conv.yaml")).unwrap();
-        assert!(e.runs.iter().all(|r| r.arch == crate::ModelArch::Cifar));
+        assert!(e.runs.iter().all(|r| r.arch == vocab::ModelArch::Cifar));
         assert_eq!(e.device, ComputeDevice::Cpu);
     }
 

@@ -4,89 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::fmt;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Family {
-    Plain,
-    Residual,
-}
-
-impl Family {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Family::Plain => "plain",
-            Family::Residual => "residual",
-        }
-    }
-}
-
-impl fmt::Display for Family {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DatasetName {
-    FashionMnist,
-    Mnist,
-    Cifar10,
-}
-
-impl DatasetName {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DatasetName::FashionMnist => "fashion-mnist",
-            DatasetName::Mnist => "mnist",
-            DatasetName::Cifar10 => "cifar10",
-        }
-    }
-
-    /// (channels, rows, cols) of one image.
-    pub fn image_shape(self) -> [usize; 3] {
-        match self {
-            DatasetName::FashionMnist | DatasetName::Mnist => [1, 28, 28],
-            DatasetName::Cifar10 => [3, 32, 32],
-        }
-    }
-
-    /// Images in the training file (before any validation split or limit).
-    pub fn train_size(self) -> usize {
-        match self {
-            DatasetName::FashionMnist | DatasetName::Mnist => 60_000,
-            DatasetName::Cifar10 => 50_000,
-        }
-    }
-}
-
-impl fmt::Display for DatasetName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ModelArch {
-    /// Fully connected Linear-BN-ReLU layers on the flattened image.
-    Mlp,
-    /// The paper's CIFAR-10 conv nets: depth 6n + 2, three stages of basic blocks.
-    Cifar,
-}
-
-/// How a residual conv net's shortcut crosses a change of shape (the paper's options).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Shortcut {
-    /// Identity, subsampled and zero-padded: no parameters (the paper's CIFAR nets).
-    #[serde(rename = "a", alias = "A")]
-    A,
-    /// 1x1 strided conv + BN projection.
-    #[serde(rename = "b", alias = "B")]
-    B,
-}
+use vocab::{DatasetName, Family, ModelArch, NetSpec, ShortcutOption, CLASSES};
 
 /// How pixels become network inputs. All start by scaling bytes to [0, 1]; the
 /// statistics come from the training images only (the validation split excluded).
@@ -244,13 +162,29 @@ pub struct RunConfig {
     pub width: usize,
     /// CIFAR-style nets only (None for MLPs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub shortcut: Option<Shortcut>,
+    pub shortcut: Option<ShortcutOption>,
     pub zero_init_residual: bool,
     pub seed: u64,
     pub train: TrainConfig,
 }
 
 impl RunConfig {
+    /// The network this run trains, on images of `input` (channels, rows, cols): the
+    /// shape of the images as loaded, which the tests' small files make smaller than
+    /// the dataset's own.
+    pub fn net(&self, input: [usize; 3]) -> NetSpec {
+        NetSpec {
+            arch: self.arch,
+            family: self.family,
+            depth: self.depth,
+            width: self.width,
+            input,
+            classes: CLASSES,
+            shortcut: ShortcutOption::for_net(self.arch, self.family, self.shortcut),
+            zero_init_residual: self.zero_init_residual,
+        }
+    }
+
     /// A short, stable hash of the whole config (its canonical JSON, fields in
     /// declaration order). Twelve hex digits: 48 bits, ample for one experiment's runs.
     pub fn hash(&self) -> String {

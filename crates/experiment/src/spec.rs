@@ -1,13 +1,12 @@
 //! The experiment file as the user writes it. Fields that the validator checks carry
 //! their YAML location (`Spanned`), so an impossible value is reported at its line.
 
-use crate::plan::{Diagnostics, SlurmSettings};
-use crate::run_config::{
-    Augment, DatasetName, Family, ModelArch, Normalize, Schedule, Shortcut, Warmup,
-};
+use crate::run_config::{Augment, Normalize, Schedule, Warmup};
+use crate::settings::{Diagnostics, SlurmSettings};
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use std::path::PathBuf;
+use vocab::{DatasetName, Family, ModelArch, ShortcutOption};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -81,7 +80,7 @@ pub(crate) struct ModelSpec {
     pub width: Spanned<usize>,
     /// CIFAR-style residual nets: `a` (the paper's, the default) or `b`.
     #[serde(default)]
-    pub shortcut: Option<Spanned<Shortcut>>,
+    pub shortcut: Option<Spanned<ShortcutOption>>,
     /// Start each residual block's last BN gamma at zero, so every block begins as the
     /// identity (Goyal et al. 2017). Plain nets ignore it. Off unless asked for, as in
     /// the paper and in torchvision.

@@ -2,30 +2,18 @@
 
 use crate::device::ComputeDevice;
 use crate::error::ExperimentError;
-use crate::plan::ReportSettings;
-use crate::run_config::{ModelArch, Schedule};
+use crate::run_config::Schedule;
+use crate::settings::ReportSettings;
 use crate::spec::ExperimentSpec;
 use serde_saphyr::Spanned;
 use std::collections::HashSet;
 use std::hash::Hash;
 use std::path::Path;
+use vocab::ModelArch;
 
-/// Why `depth` is impossible for a family of the given architecture, or None if it is fine.
+/// Why `depth` is impossible for a net of the given architecture, or None if it is fine.
 pub fn depth_problem(arch: ModelArch, depth: usize) -> Option<String> {
-    // Plain and residual MLPs are both built from 2-layer blocks, so that every plain
-    // net has a residual twin of the same size.
-    match arch {
-        ModelArch::Mlp if depth < 4 || !depth.is_multiple_of(2) => Some(format!(
-            "depth {depth} is not possible for an MLP: it has an input layer, blocks of 2 \
-             layers and a classifier, so depth = 2 + 2 * blocks (4, 6, 8, ...)"
-        )),
-        ModelArch::Cifar if depth < 8 || !(depth - 2).is_multiple_of(6) => Some(format!(
-            "depth {depth} is not possible for a CIFAR-style net: a first conv, three stages \
-             of n blocks of 2 convs and a classifier make depth = 6n + 2 (8, 14, 20, 26, 32, \
-             38, 44, 50, 56, ..., 110)"
-        )),
-        _ => None,
-    }
+    arch.units(depth).err()
 }
 
 /// The error for `field` at `at` in the file `path`, as a failed check.
@@ -371,11 +359,6 @@ fn memory_limits(
         batch_size,
         image: spec.dataset.name.image_shape(),
     };
-    // Depths as blocks: 2 + 2b for an MLP, 6n + 2 for a CIFAR-style net.
-    let (per_block, shallowest) = match arch {
-        ModelArch::Mlp => (2, 4),
-        ModelArch::Cifar => (6, 8),
-    };
     let width = &spec.model.width;
     for (i, depth) in spec.depths.value.iter().enumerate() {
         let needs = shape(depth.value, width.value);
@@ -389,18 +372,15 @@ fn memory_limits(
             describe_bytes(needs.training_bytes()),
             describe_bytes(memory)
         );
-        if shape(shallowest, width.value).fits(memory) {
-            let blocks = largest_fitting((depth.value - 2) / per_block, |b| {
-                shape(2 + per_block * b, width.value).fits(memory)
-            })
-            .unwrap_or(1);
+        if shape(arch.shallowest(), width.value).fits(memory) {
+            let units = arch.units(depth.value).unwrap_or(1);
+            let units =
+                largest_fitting(units, |u| shape(arch.depth_of(u), width.value).fits(memory))
+                    .unwrap_or(1);
             return fail(
                 &depth.referenced,
                 &format!("depths[{i}]"),
-                format!(
-                    "{what}: the deepest that fits is {}",
-                    2 + per_block * blocks
-                ),
+                format!("{what}: the deepest that fits is {}", arch.depth_of(units)),
             );
         }
         let hint = match largest_fitting(width.value, |w| shape(depth.value, w).fits(memory)) {

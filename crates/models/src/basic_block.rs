@@ -3,9 +3,10 @@
 
 use crate::conv_layer::{conv_layer, ConvLayer, ConvShape};
 use crate::probe::{two_layer_block, BlockEnd, Probe};
-use crate::shortcut::{shortcut, Shortcut, ShortcutOption};
+use crate::shortcut::{shortcut, Shortcut};
 use candle_core::{Result, Tensor};
 use candle_nn::{ModuleT, VarBuilder};
+use vocab::ShortcutOption;
 
 #[derive(Debug, Clone)]
 pub struct BasicBlock {

@@ -4,11 +4,11 @@
 //! fused kernel (`kernels::batch_norm`); anything else runs Candle's own `BatchNorm`,
 //! which shares the same variables.
 
-use crate::kernels::batch_norm::{batch_norm_add_relu_train, batch_norm_train};
-use crate::kernels::relu::add_relu;
-use crate::kernels::runs_here;
 use candle_core::{Result, Tensor, Var};
 use candle_nn::{ModuleT, VarBuilder};
+use kernels::batch_norm::{batch_norm_add_relu_train, batch_norm_train};
+use kernels::relu::add_relu;
+use kernels::runs_here;
 
 /// PyTorch's and Candle's default: running = 0.9 * running + 0.1 * batch.
 const MOMENTUM: f32 = 0.1;
@@ -66,7 +66,7 @@ impl BatchNorm {
         if !(train && runs_here(xs)) {
             let ys = self.candle.forward_t(xs, train)?;
             return if relu {
-                crate::kernels::relu::relu(&ys)
+                kernels::relu::relu(&ys)
             } else {
                 Ok(ys)
             };
@@ -114,9 +114,9 @@ pub trait ThenRelu: ModuleT {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::max_abs_diff;
     use candle_core::{DType, Device};
     use candle_nn::VarMap;
+    use kernels::testing::max_abs_diff;
 
     /// Three training steps then evaluation: the same outputs and running statistics
     /// as Candle's `BatchNorm` on its own copy of the variables.

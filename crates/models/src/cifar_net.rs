@@ -8,176 +8,139 @@ use crate::basic_block::{basic_block, BasicBlock, BlockShape};
 use crate::classifier::{classifier, classifier_summary, Classifier};
 use crate::conv_layer::{conv_layer, ConvLayer, ConvShape};
 use crate::error::ModelError;
-use crate::family::Family;
 use crate::probe::{layer_then_relu, Probe};
-use crate::shortcut::{projection_shape, ShortcutOption};
+use crate::shortcut::projection_shape;
 use crate::summary::{ArchSummary, LayerSummary};
 use candle_core::Module;
 use candle_core::{Result, Tensor};
 use candle_nn::{ModuleT, VarBuilder};
+use vocab::{NetSpec, ShortcutOption, CIFAR_STAGES};
 
-const STAGES: usize = 3;
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct CifarConfig {
-    pub family: Family,
-    /// Weighted layers: 6n + 2, n >= 1.
-    pub depth: usize,
-    /// Filters of the first conv and stage 1 (16 in the paper); stages 2 and 3 double it.
-    pub width: usize,
-    /// Input channels (1 for Fashion-MNIST, 3 for CIFAR-10).
-    pub in_channels: usize,
-    pub classes: usize,
-    /// Residual nets only: how the shortcut crosses a change of shape.
-    pub shortcut: ShortcutOption,
-    /// Residual nets only: start each block's second BN gamma at 0.
-    pub zero_init_residual: bool,
+/// n, the blocks per stage, or why `spec` cannot be built.
+fn blocks_per_stage(spec: &NetSpec) -> std::result::Result<usize, ModelError> {
+    spec.units().map_err(ModelError::Architecture)
 }
 
-impl CifarConfig {
-    /// n, the blocks per stage.
-    pub fn blocks_per_stage(&self) -> std::result::Result<usize, ModelError> {
-        if self.depth < 8 || !(self.depth - 2).is_multiple_of(6) {
-            return Err(ModelError::Architecture(format!(
-                "a CIFAR-style net of depth {} cannot be built: depth = 6n + 2 (8, 14, 20, 26, 32, ..., 56, ..., 110)",
-                self.depth
-            )));
-        }
-        if self.width == 0 {
-            return Err(ModelError::Architecture("width must be at least 1".into()));
-        }
-        // The last stage has 4 width filters: that must be a number, not a wrap.
-        if self.width.checked_mul(1 << (STAGES - 1)).is_none() {
-            return Err(ModelError::Architecture(format!(
-                "width {} is too large: its last stage would have more than {} filters",
-                self.width,
-                usize::MAX
-            )));
-        }
-        Ok((self.depth - 2) / 6)
-    }
-
-    fn residual(&self) -> bool {
-        self.family == Family::Residual
-    }
-
-    /// Every block's shape, stage by stage: (stage, index in stage, shape).
-    fn blocks(&self) -> std::result::Result<Vec<(usize, usize, BlockShape)>, ModelError> {
-        let n = self.blocks_per_stage()?;
-        let mut out = Vec::with_capacity(STAGES * n);
-        let mut channels = self.width;
-        for stage in 0..STAGES {
-            let out_channels = self.width << stage;
-            for i in 0..n {
-                let stride = if stage > 0 && i == 0 { 2 } else { 1 };
-                out.push((
-                    stage,
-                    i,
-                    BlockShape {
-                        in_channels: channels,
-                        out_channels,
-                        stride,
-                    },
-                ));
-                channels = out_channels;
-            }
-        }
-        Ok(out)
-    }
-
-    fn stem(&self) -> ConvShape {
-        ConvShape {
-            in_channels: self.in_channels,
-            out_channels: self.width,
-            kernel: 3,
-            stride: 1,
+/// Every block's shape, stage by stage: (stage, index in stage, shape).
+fn block_shapes(
+    spec: &NetSpec,
+) -> std::result::Result<Vec<(usize, usize, BlockShape)>, ModelError> {
+    let n = blocks_per_stage(spec)?;
+    let mut out = Vec::with_capacity(CIFAR_STAGES * n);
+    let mut channels = spec.width;
+    for stage in 0..CIFAR_STAGES {
+        let out_channels = spec.width << stage;
+        for i in 0..n {
+            let stride = if stage > 0 && i == 0 { 2 } else { 1 };
+            out.push((
+                stage,
+                i,
+                BlockShape {
+                    in_channels: channels,
+                    out_channels,
+                    stride,
+                },
+            ));
+            channels = out_channels;
         }
     }
+    Ok(out)
+}
 
-    fn final_channels(&self) -> usize {
-        self.width << (STAGES - 1)
+fn stem_shape(spec: &NetSpec) -> ConvShape {
+    ConvShape {
+        in_channels: spec.input[0],
+        out_channels: spec.width,
+        kernel: 3,
+        stride: 1,
     }
+}
 
-    /// The layer table for `side` x `side` input images.
-    pub fn summary(&self, side: usize) -> std::result::Result<ArchSummary, ModelError> {
-        let mut layers = Vec::new();
-        let conv = |name: String, shape: ConvShape, side: usize| LayerSummary {
-            name,
-            kind: format!(
-                "conv {k}x{k} {}->{}{} + BN",
-                shape.in_channels,
-                shape.out_channels,
-                if shape.stride > 1 { " /2" } else { "" },
-                k = shape.kernel
-            ),
-            output: vec![shape.out_channels, side, side],
-            params: shape.params(),
-            multiply_adds: shape.out_channels
-                * shape.in_channels
-                * shape.kernel
-                * shape.kernel
-                * side
-                * side,
-            counts_in_depth: shape.kernel == 3,
-        };
-        let mut side_now = self.stem().output_side(side);
-        layers.push(conv("stem".into(), self.stem(), side_now));
-        for (stage, i, shape) in self.blocks()? {
-            let path = format!("stages.{stage}.{i}");
-            let side_in = side_now;
-            side_now = shape.first().output_side(side_in);
-            layers.push(conv(format!("{path}.first"), shape.first(), side_now));
-            layers.push(conv(format!("{path}.second"), shape.second(), side_now));
-            if self.residual() && shape.changes_shape() {
-                let name = format!("{path}.shortcut");
-                layers.push(match self.shortcut {
-                    ShortcutOption::A => LayerSummary {
-                        name,
-                        kind: format!(
-                            "shortcut A: subsample /{}, {} zero channels",
-                            shape.stride,
-                            shape.out_channels - shape.in_channels
-                        ),
-                        output: vec![shape.out_channels, side_now, side_now],
-                        params: 0,
-                        multiply_adds: 0,
-                        counts_in_depth: false,
-                    },
-                    ShortcutOption::B => conv(
-                        name,
-                        projection_shape(shape.in_channels, shape.out_channels, shape.stride),
-                        side_now,
+fn final_channels(spec: &NetSpec) -> usize {
+    spec.width << (CIFAR_STAGES - 1)
+}
+
+/// The layer table, for the spec's input images (square: `input[1]` rows).
+pub fn cifar_summary(spec: &NetSpec) -> std::result::Result<ArchSummary, ModelError> {
+    let side = spec.input[1];
+    let mut layers = Vec::new();
+    let conv = |name: String, shape: ConvShape, side: usize| LayerSummary {
+        name,
+        kind: format!(
+            "conv {k}x{k} {}->{}{} + BN",
+            shape.in_channels,
+            shape.out_channels,
+            if shape.stride > 1 { " /2" } else { "" },
+            k = shape.kernel
+        ),
+        output: vec![shape.out_channels, side, side],
+        params: shape.params(),
+        multiply_adds: shape.out_channels
+            * shape.in_channels
+            * shape.kernel
+            * shape.kernel
+            * side
+            * side,
+        counts_in_depth: shape.kernel == 3,
+    };
+    let mut side_now = stem_shape(spec).output_side(side);
+    layers.push(conv("stem".into(), stem_shape(spec), side_now));
+    for (stage, i, shape) in block_shapes(spec)? {
+        let path = format!("stages.{stage}.{i}");
+        let side_in = side_now;
+        side_now = shape.first().output_side(side_in);
+        layers.push(conv(format!("{path}.first"), shape.first(), side_now));
+        layers.push(conv(format!("{path}.second"), shape.second(), side_now));
+        if spec.residual() && shape.changes_shape() {
+            let name = format!("{path}.shortcut");
+            layers.push(match spec.shortcut.unwrap_or(ShortcutOption::A) {
+                ShortcutOption::A => LayerSummary {
+                    name,
+                    kind: format!(
+                        "shortcut A: subsample /{}, {} zero channels",
+                        shape.stride,
+                        shape.out_channels - shape.in_channels
                     ),
-                });
-            }
+                    output: vec![shape.out_channels, side_now, side_now],
+                    params: 0,
+                    multiply_adds: 0,
+                    counts_in_depth: false,
+                },
+                ShortcutOption::B => conv(
+                    name,
+                    projection_shape(shape.in_channels, shape.out_channels, shape.stride),
+                    side_now,
+                ),
+            });
         }
-        layers.push(LayerSummary {
-            name: "pool".into(),
-            kind: "global average pool".into(),
-            output: vec![self.final_channels()],
-            params: 0,
-            multiply_adds: 0,
-            counts_in_depth: false,
-        });
-        layers.push(classifier_summary(self.final_channels(), self.classes));
-        let family = match (self.family, self.shortcut) {
-            (Family::Plain, _) => "plain".to_string(),
-            (Family::Residual, ShortcutOption::A) => "residual (shortcut option A)".to_string(),
-            (Family::Residual, ShortcutOption::B) => "residual (shortcut option B)".to_string(),
-        };
-        Ok(ArchSummary {
-            title: format!(
-                "CIFAR-style {family} net, depth {} (n = {}), widths {}/{}/{}, input {}x{side}x{side}",
-                self.depth,
-                self.blocks_per_stage()?,
-                self.width,
-                self.width * 2,
-                self.width * 4,
-                self.in_channels
-            ),
-            layers,
-        })
     }
+    layers.push(LayerSummary {
+        name: "pool".into(),
+        kind: "global average pool".into(),
+        output: vec![final_channels(spec)],
+        params: 0,
+        multiply_adds: 0,
+        counts_in_depth: false,
+    });
+    layers.push(classifier_summary(final_channels(spec), spec.classes));
+    let family = match spec.shortcut {
+        Some(option) if spec.residual() => {
+            format!("residual (shortcut option {})", option.letter())
+        }
+        _ => spec.family.to_string(),
+    };
+    Ok(ArchSummary {
+        title: format!(
+            "CIFAR-style {family} net, depth {} (n = {}), widths {}/{}/{}, input {}x{side}x{side}",
+            spec.depth,
+            blocks_per_stage(spec)?,
+            spec.width,
+            spec.width * 2,
+            spec.width * 4,
+            spec.input[0]
+        ),
+        layers,
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -191,15 +154,17 @@ pub struct CifarNet {
 
 /// Builds the net; parameter paths are `stem`, `stages.{s}.{i}.{first,second,shortcut}`
 /// and `classifier`, the same for a plain net and its residual twin.
-pub fn cifar_net(cfg: &CifarConfig, vb: VarBuilder) -> std::result::Result<CifarNet, ModelError> {
-    let blocks_shapes = cfg.blocks()?;
-    let stem = conv_layer(cfg.stem(), 1.0, vb.pp("stem"))?;
-    let second_gamma = if cfg.residual() && cfg.zero_init_residual {
+pub fn cifar_net(spec: &NetSpec, vb: VarBuilder) -> std::result::Result<CifarNet, ModelError> {
+    let blocks_shapes = block_shapes(spec)?;
+    let stem = conv_layer(stem_shape(spec), 1.0, vb.pp("stem"))?;
+    let second_gamma = if spec.residual() && spec.zero_init_residual {
         0.0
     } else {
         1.0
     };
-    let option = cfg.residual().then_some(cfg.shortcut);
+    let option = spec
+        .residual()
+        .then(|| spec.shortcut.unwrap_or(ShortcutOption::A));
     let block_names = blocks_shapes
         .iter()
         .map(|(stage, i, _)| format!("stages.{stage}.{i}"))
@@ -210,7 +175,7 @@ pub fn cifar_net(cfg: &CifarConfig, vb: VarBuilder) -> std::result::Result<Cifar
             basic_block(shape, option, second_gamma, vb.pp("stages").pp(stage).pp(i))
         })
         .collect::<Result<Vec<_>>>()?;
-    let classifier = classifier(cfg.final_channels(), cfg.classes, vb.pp("classifier"))?;
+    let classifier = classifier(final_channels(spec), spec.classes, vb.pp("classifier"))?;
     Ok(CifarNet {
         stem,
         blocks,
@@ -268,20 +233,22 @@ mod tests {
     use crate::{params, seeded_var_builder};
     use candle_core::Device;
     use candle_nn::VarMap;
+    use vocab::{Family, ModelArch};
 
-    fn config(family: Family, depth: usize, shortcut: ShortcutOption) -> CifarConfig {
-        CifarConfig {
+    fn config(family: Family, depth: usize, shortcut: ShortcutOption) -> NetSpec {
+        NetSpec {
+            arch: ModelArch::Cifar,
             family,
             depth,
             width: 16,
-            in_channels: 3,
+            input: [3, 32, 32],
             classes: 10,
-            shortcut,
+            shortcut: ShortcutOption::for_net(ModelArch::Cifar, family, Some(shortcut)),
             zero_init_residual: false,
         }
     }
 
-    fn build(cfg: &CifarConfig) -> (CifarNet, VarMap) {
+    fn build(cfg: &NetSpec) -> (CifarNet, VarMap) {
         let varmap = VarMap::new();
         let net = cifar_net(cfg, seeded_var_builder(&varmap, 0, &Device::Cpu)).unwrap();
         (net, varmap)
@@ -308,8 +275,8 @@ mod tests {
                 let cfg = config(family, depth, ShortcutOption::A);
                 let (_, varmap) = build(&cfg);
                 assert_eq!(params::count(&varmap), expected, "{family:?}-{depth}");
-                assert_eq!(cfg.summary(32).unwrap().params(), expected);
-                assert_eq!(cfg.summary(32).unwrap().weighted_layers(), depth);
+                assert_eq!(cifar_summary(&cfg).unwrap().params(), expected);
+                assert_eq!(cifar_summary(&cfg).unwrap().weighted_layers(), depth);
             }
         }
     }
@@ -320,7 +287,7 @@ mod tests {
             let cfg = config(Family::Residual, depth, ShortcutOption::B);
             let (_, varmap) = build(&cfg);
             assert_eq!(params::count(&varmap), paper + 2752, "residual-{depth} B");
-            assert_eq!(cfg.summary(32).unwrap().params(), paper + 2752);
+            assert_eq!(cifar_summary(&cfg).unwrap().params(), paper + 2752);
         }
     }
 
@@ -346,8 +313,8 @@ mod tests {
     fn output_shapes_for_both_input_sizes_and_channel_counts() {
         for (channels, side) in [(3, 32), (1, 28)] {
             for option in [ShortcutOption::A, ShortcutOption::B] {
-                let cfg = CifarConfig {
-                    in_channels: channels,
+                let cfg = NetSpec {
+                    input: [channels, side, side],
                     width: 4,
                     ..config(Family::Residual, 8, option)
                 };
@@ -356,7 +323,7 @@ mod tests {
                 for train in [true, false] {
                     assert_eq!(net.forward_t(&xs, train).unwrap().dims(), &[2, 10]);
                 }
-                let summary = cfg.summary(side).unwrap();
+                let summary = cifar_summary(&cfg).unwrap();
                 assert_eq!(summary.params(), params::count(&varmap));
                 // 28 -> 14 -> 7 and 32 -> 16 -> 8 after the two stride-2 stages.
                 let last_conv = &summary.layers[summary.layers.len() - 3];
@@ -379,7 +346,7 @@ mod tests {
     fn a_width_whose_last_stage_would_wrap_is_an_error() {
         let mut cfg = config(Family::Plain, 20, ShortcutOption::A);
         cfg.width = usize::MAX / 2;
-        let e = cfg.blocks_per_stage().unwrap_err().to_string();
+        let e = blocks_per_stage(&cfg).unwrap_err().to_string();
         assert!(e.contains("too large"), "{e}");
     }
 
@@ -388,16 +355,16 @@ mod tests {
         // With every block's second gamma at 0, a block outputs relu(shortcut(x)). On
         // post-ReLU input the identity blocks are exact identities, so at initialisation
         // a deeper net computes what its first blocks compute.
-        let cfg = |depth| CifarConfig {
+        let cfg = |depth| NetSpec {
             zero_init_residual: true,
             width: 4,
-            in_channels: 1,
+            input: [1, 12, 12],
             ..config(Family::Residual, depth, ShortcutOption::A)
         };
         let xs = Tensor::randn(0f32, 1.0, (3, 1, 12, 12), &Device::Cpu).unwrap();
         let (a, _) = build(&cfg(8));
         let (b, _) = build(&cfg(20));
-        let diff = crate::test_util::max_abs_diff(
+        let diff = kernels::testing::max_abs_diff(
             &a.forward_t(&xs, false).unwrap(),
             &b.forward_t(&xs, false).unwrap(),
         );

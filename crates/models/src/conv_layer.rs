@@ -2,9 +2,9 @@
 //! `DenseLayer`, the ReLU is the caller's: a residual block adds its shortcut first.
 
 use crate::batch_norm::{batch_norm, BatchNorm, ThenRelu};
-use crate::kernels::conv2d::conv2d;
 use candle_core::{Result, Tensor};
 use candle_nn::{Init, ModuleT, VarBuilder};
+use kernels::conv2d::conv2d;
 
 /// The shape of one convolution: square kernel, "same" padding (kernel / 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,8 @@
 //! A plain net and its residual twin are built by the same code with the same parameter
 //! names and shapes; the only difference is whether a block adds its input back.
 //! Two architectures: an MLP on flattened images (`mlp`), and the paper's CIFAR-10
-//! conv nets of depth 6n + 2 (`cifar_net`).
+//! conv nets of depth 6n + 2 (`cifar_net`). What to build comes as a `vocab::NetSpec`;
+//! `build` builds it and `summary` gives its layer table.
 
 mod basic_block;
 mod batch_norm;
@@ -15,8 +16,6 @@ mod classifier;
 mod conv_layer;
 mod dense_layer;
 mod error;
-mod family;
-pub mod kernels;
 mod mlp;
 mod network;
 pub mod params;
@@ -25,20 +24,17 @@ pub mod rng;
 mod seeded_init;
 mod shortcut;
 mod summary;
-#[cfg(test)]
-mod test_util;
 
 pub use basic_block::{basic_block, BasicBlock, BlockShape};
 pub use batch_norm::{batch_norm, BatchNorm};
-pub use cifar_net::{cifar_net, CifarConfig, CifarNet};
+pub use cifar_net::{cifar_net, cifar_summary, CifarNet};
 pub use classifier::{classifier, Classifier};
 pub use conv_layer::{conv_layer, ConvLayer, ConvShape};
 pub use dense_layer::{dense_layer, DenseLayer};
 pub use error::ModelError;
-pub use family::Family;
-pub use mlp::{mlp, Mlp, MlpConfig};
-pub use network::{Architecture, Network};
+pub use mlp::{mlp, mlp_summary, Mlp};
+pub use network::{build, summary, Network};
 pub use probe::{response_stds, Probe};
 pub use seeded_init::{seeded_var_builder, seeded_var_builder_with_dtype};
-pub use shortcut::{Shortcut, ShortcutOption};
+pub use shortcut::Shortcut;
 pub use summary::{ArchSummary, LayerSummary};

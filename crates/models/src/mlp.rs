@@ -8,68 +8,50 @@
 use crate::classifier::{classifier, classifier_summary, Classifier};
 use crate::dense_layer::{dense_layer, DenseLayer};
 use crate::error::ModelError;
-use crate::family::Family;
 use crate::probe::{layer_then_relu, two_layer_block, BlockEnd, Probe};
 use crate::summary::{ArchSummary, LayerSummary};
 use candle_core::Module;
 use candle_core::{Result, Tensor};
 use candle_nn::{ModuleT, VarBuilder};
+use vocab::NetSpec;
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct MlpConfig {
-    pub family: Family,
-    /// Weighted layers: 2 + 2 * blocks, at least 4.
-    pub depth: usize,
-    pub width: usize,
-    pub inputs: usize,
-    pub classes: usize,
-    /// Residual blocks only: start the second BN's gamma at 0, so each block starts as
-    /// the identity.
-    pub zero_init_residual: bool,
+/// The blocks, or why `spec` cannot be built.
+fn blocks(spec: &NetSpec) -> std::result::Result<usize, ModelError> {
+    spec.units().map_err(ModelError::Architecture)
 }
 
-impl MlpConfig {
-    pub fn blocks(&self) -> std::result::Result<usize, ModelError> {
-        if self.depth < 4 || !self.depth.is_multiple_of(2) {
-            return Err(ModelError::Architecture(format!(
-                "an MLP of depth {} cannot be built: depth = 2 + 2 * blocks (4, 6, 8, ...)",
-                self.depth
-            )));
-        }
-        Ok((self.depth - 2) / 2)
-    }
+/// The MLP's input width: the flattened image.
+fn inputs(spec: &NetSpec) -> usize {
+    spec.input.iter().product()
 }
 
-impl MlpConfig {
-    /// The layer table (the MLP sees the flattened image, whatever its size).
-    pub fn summary(&self) -> std::result::Result<ArchSummary, ModelError> {
-        let blocks = self.blocks()?;
-        let dense = |name: String, inputs: usize| LayerSummary {
-            name,
-            kind: format!("linear {inputs}->{} + BN", self.width),
-            output: vec![self.width],
-            params: inputs * self.width + 2 * self.width,
-            multiply_adds: inputs * self.width,
-            counts_in_depth: true,
-        };
-        let mut layers = vec![dense("input".into(), self.inputs)];
-        for i in 0..blocks {
-            layers.push(dense(format!("blocks.{i}.first"), self.width));
-            layers.push(dense(format!("blocks.{i}.second"), self.width));
-        }
-        layers.push(classifier_summary(self.width, self.classes));
-        let family = match self.family {
-            Family::Plain => "plain",
-            Family::Residual => "residual",
-        };
-        Ok(ArchSummary {
-            title: format!(
-                "{family} MLP, depth {} ({blocks} blocks of 2), width {}, {} inputs",
-                self.depth, self.width, self.inputs
-            ),
-            layers,
-        })
+/// The layer table (the MLP sees the flattened image, whatever its size).
+pub fn mlp_summary(spec: &NetSpec) -> std::result::Result<ArchSummary, ModelError> {
+    let blocks = blocks(spec)?;
+    let dense = |name: String, inputs: usize| LayerSummary {
+        name,
+        kind: format!("linear {inputs}->{} + BN", spec.width),
+        output: vec![spec.width],
+        params: inputs * spec.width + 2 * spec.width,
+        multiply_adds: inputs * spec.width,
+        counts_in_depth: true,
+    };
+    let mut layers = vec![dense("input".into(), inputs(spec))];
+    for i in 0..blocks {
+        layers.push(dense(format!("blocks.{i}.first"), spec.width));
+        layers.push(dense(format!("blocks.{i}.second"), spec.width));
     }
+    layers.push(classifier_summary(spec.width, spec.classes));
+    let family = spec.family;
+    Ok(ArchSummary {
+        title: format!(
+            "{family} MLP, depth {} ({blocks} blocks of 2), width {}, {} inputs",
+            spec.depth,
+            spec.width,
+            inputs(spec)
+        ),
+        layers,
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -106,15 +88,15 @@ pub struct Mlp {
     classifier: Classifier,
 }
 
-pub fn mlp(cfg: &MlpConfig, vb: VarBuilder) -> std::result::Result<Mlp, ModelError> {
-    let n_blocks = cfg.blocks()?;
-    let residual = cfg.family == Family::Residual;
+pub fn mlp(cfg: &NetSpec, vb: VarBuilder) -> std::result::Result<Mlp, ModelError> {
+    let n_blocks = blocks(cfg)?;
+    let residual = cfg.residual();
     let last_gamma = if residual && cfg.zero_init_residual {
         0.0
     } else {
         1.0
     };
-    let input = dense_layer(cfg.inputs, cfg.width, 1.0, vb.pp("input"))?;
+    let input = dense_layer(inputs(cfg), cfg.width, 1.0, vb.pp("input"))?;
     let blocks = (0..n_blocks)
         .map(|i| {
             let vb = vb.pp("blocks").pp(i);
@@ -172,14 +154,17 @@ mod tests {
     use crate::{params, seeded_var_builder};
     use candle_core::{DType, Device};
     use candle_nn::VarMap;
+    use vocab::{Family, ModelArch};
 
     fn build(family: Family, depth: usize, zero: bool, seed: u64) -> (Mlp, VarMap) {
         let varmap = VarMap::new();
-        let cfg = MlpConfig {
+        let cfg = NetSpec {
+            arch: ModelArch::Mlp,
+            shortcut: None,
             family,
             depth,
             width: 16,
-            inputs: 20,
+            input: [1, 4, 5],
             classes: 10,
             zero_init_residual: zero,
         };
@@ -211,15 +196,17 @@ mod tests {
             let expected = 20 * 16 + blocks * 2 * 16 * 16 + 16 * 10 + 10 + layers * 2 * 16;
             assert_eq!(params::count(&plain), expected);
             assert_eq!(params::count(&residual), expected);
-            let cfg = MlpConfig {
+            let cfg = NetSpec {
+                arch: ModelArch::Mlp,
+                shortcut: None,
                 family: Family::Plain,
                 depth,
                 width: 16,
-                inputs: 20,
+                input: [1, 4, 5],
                 classes: 10,
                 zero_init_residual: true,
             };
-            let summary = cfg.summary().unwrap();
+            let summary = mlp_summary(&cfg).unwrap();
             assert_eq!(summary.params(), expected);
             assert_eq!(summary.weighted_layers(), depth);
         }
@@ -242,7 +229,7 @@ mod tests {
         let (deep, _) = build(Family::Residual, 12, true, 3);
         let a = shallow.forward_t(&xs, false).unwrap();
         let b = deep.forward_t(&xs, false).unwrap();
-        let diff = crate::test_util::max_abs_diff(&a, &b);
+        let diff = kernels::testing::max_abs_diff(&a, &b);
         assert!(diff < 1e-6, "{diff}");
         // The plain net ignores the option: its second gamma stays 1.
         let (_, plain) = build(Family::Plain, 4, true, 3);
@@ -298,11 +285,13 @@ mod tests {
     fn impossible_depths_are_errors() {
         let varmap = VarMap::new();
         for depth in [0, 2, 3, 7] {
-            let cfg = MlpConfig {
+            let cfg = NetSpec {
+                arch: ModelArch::Mlp,
+                shortcut: None,
                 family: Family::Plain,
                 depth,
                 width: 4,
-                inputs: 4,
+                input: [1, 2, 2],
                 classes: 2,
                 zero_init_residual: false,
             };

@@ -1,18 +1,13 @@
 //! One type for "a network the tool can train", whichever family of architecture it is.
 
-use crate::cifar_net::{cifar_net, CifarConfig, CifarNet};
+use crate::cifar_net::{cifar_net, cifar_summary, CifarNet};
 use crate::error::ModelError;
-use crate::mlp::{mlp, Mlp, MlpConfig};
+use crate::mlp::{mlp, mlp_summary, Mlp};
 use crate::probe::Probe;
 use crate::summary::ArchSummary;
 use candle_core::{Result, Tensor};
 use candle_nn::{ModuleT, VarBuilder};
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Architecture {
-    Mlp(MlpConfig),
-    Cifar(CifarConfig),
-}
+use vocab::{ModelArch, NetSpec};
 
 #[derive(Debug, Clone)]
 pub enum Network {
@@ -20,20 +15,20 @@ pub enum Network {
     Cifar(CifarNet),
 }
 
-impl Architecture {
-    pub fn build(&self, vb: VarBuilder) -> std::result::Result<Network, ModelError> {
-        Ok(match self {
-            Architecture::Mlp(cfg) => Network::Mlp(mlp(cfg, vb)?),
-            Architecture::Cifar(cfg) => Network::Cifar(cifar_net(cfg, vb)?),
-        })
-    }
+/// Builds the network `spec` describes, its parameters named through `vb`: a plain net
+/// and its residual twin get the same names and shapes.
+pub fn build(spec: &NetSpec, vb: VarBuilder) -> std::result::Result<Network, ModelError> {
+    Ok(match spec.arch {
+        ModelArch::Mlp => Network::Mlp(mlp(spec, vb)?),
+        ModelArch::Cifar => Network::Cifar(cifar_net(spec, vb)?),
+    })
+}
 
-    /// The layer table for square `side` x `side` inputs.
-    pub fn summary(&self, side: usize) -> std::result::Result<ArchSummary, ModelError> {
-        match self {
-            Architecture::Mlp(cfg) => cfg.summary(),
-            Architecture::Cifar(cfg) => cfg.summary(side),
-        }
+/// The layer table of the network `spec` describes, without building it.
+pub fn summary(spec: &NetSpec) -> std::result::Result<ArchSummary, ModelError> {
+    match spec.arch {
+        ModelArch::Mlp => mlp_summary(spec),
+        ModelArch::Cifar => cifar_summary(spec),
     }
 }
 
@@ -85,37 +80,40 @@ impl ModuleT for Network {
 mod tests {
     use super::*;
     use crate::probe::response_stds;
-    use crate::test_util::max_abs_diff;
-    use crate::{seeded_var_builder, CifarConfig, Family, ShortcutOption};
+    use crate::seeded_var_builder;
     use candle_core::{DType, Device};
     use candle_nn::VarMap;
+    use kernels::testing::max_abs_diff;
+    use vocab::{Family, ShortcutOption};
 
-    fn build(arch: &Architecture) -> Network {
-        arch.build(seeded_var_builder(&VarMap::new(), 4, &Device::Cpu))
-            .unwrap()
+    fn build_net(arch: &NetSpec) -> Network {
+        build(arch, seeded_var_builder(&VarMap::new(), 4, &Device::Cpu)).unwrap()
     }
 
-    fn cifar(family: Family, zero_init_residual: bool) -> Architecture {
-        Architecture::Cifar(CifarConfig {
+    fn cifar(family: Family, zero_init_residual: bool) -> NetSpec {
+        NetSpec {
+            arch: ModelArch::Cifar,
             family,
             depth: 14,
             width: 4,
-            in_channels: 1,
+            input: [1, 6, 6],
             classes: 10,
-            shortcut: ShortcutOption::A,
+            shortcut: ShortcutOption::for_net(ModelArch::Cifar, family, None),
             zero_init_residual,
-        })
+        }
     }
 
-    fn mlp(family: Family, zero_init_residual: bool) -> Architecture {
-        Architecture::Mlp(MlpConfig {
+    fn mlp(family: Family, zero_init_residual: bool) -> NetSpec {
+        NetSpec {
+            arch: ModelArch::Mlp,
+            shortcut: None,
             family,
             depth: 8,
             width: 8,
-            inputs: 36,
+            input: [1, 1, 36],
             classes: 10,
             zero_init_residual,
-        })
+        }
     }
 
     #[test]
@@ -125,7 +123,7 @@ mod tests {
         // (y = shortcut(x)) leaves the output as it was, for every block.
         let xs = Tensor::randn(0f32, 1.0, (5, 1, 6, 6), &Device::Cpu).unwrap();
         for arch in [cifar(Family::Residual, true), mlp(Family::Residual, true)] {
-            let net = build(&arch);
+            let net = build_net(&arch);
             let whole = net.forward_t(&xs, false).unwrap();
             for i in 0..net.blocks() {
                 assert!(net.can_delete(i));
@@ -136,7 +134,7 @@ mod tests {
             }
         }
         // A trained-looking (non-zero) branch does change the output.
-        let net = build(&cifar(Family::Residual, false));
+        let net = build_net(&cifar(Family::Residual, false));
         let whole = net.forward_t(&xs, false).unwrap();
         let lesioned = net
             .forward_probe(&xs, false, &mut Probe::lesion(0))
@@ -146,7 +144,7 @@ mod tests {
 
     #[test]
     fn plain_blocks_that_change_shape_cannot_be_deleted() {
-        let net = build(&cifar(Family::Plain, false));
+        let net = build_net(&cifar(Family::Plain, false));
         // depth 14: n = 2; blocks 2 and 4 start stages 2 and 3.
         let deletable: Vec<bool> = (0..net.blocks()).map(|i| net.can_delete(i)).collect();
         assert_eq!(deletable, [true, true, false, true, false, true]);
@@ -166,9 +164,9 @@ mod tests {
         use crate::seeded_init::seeded_var_builder_with_dtype;
         // Width 16: every stage has whole groups of 16 channels, so the direct kernels
         // take all three products of every 3x3 stride-1 convolution.
-        let wide = |family| match cifar(family, false) {
-            Architecture::Cifar(c) => Architecture::Cifar(CifarConfig { width: 16, ..c }),
-            other => other,
+        let wide = |family| NetSpec {
+            width: 16,
+            ..cifar(family, false)
         };
         for (arch, dims) in [
             (wide(Family::Plain), vec![4, 1, 12, 12]),
@@ -180,7 +178,7 @@ mod tests {
             let run = |dtype: DType| {
                 let varmap = VarMap::new();
                 let vb = seeded_var_builder_with_dtype(&varmap, 4, dtype, &Device::Cpu);
-                let net = arch.build(vb).unwrap();
+                let net = build(&arch, vb).unwrap();
                 let logits = net.forward_t(&xs.to_dtype(dtype).unwrap(), true).unwrap();
                 let loss = (&logits * weights.to_dtype(dtype).unwrap()).unwrap();
                 let grads = loss.sum_all().unwrap().backward().unwrap();
@@ -228,18 +226,20 @@ mod tests {
         let Some(out) = std::env::var_os("DEGRADE_THREADS_TEST_OUT") else {
             return;
         };
-        let wide = |family| match cifar(family, false) {
-            Architecture::Cifar(c) => Architecture::Cifar(CifarConfig { width: 16, ..c }),
-            other => other,
+        let wide = |family| NetSpec {
+            width: 16,
+            ..cifar(family, false)
         };
-        let wide_mlp = Architecture::Mlp(MlpConfig {
+        let wide_mlp = NetSpec {
+            arch: ModelArch::Mlp,
+            shortcut: None,
             family: Family::Residual,
             depth: 6,
             width: 256,
-            inputs: 36,
+            input: [1, 1, 36],
             classes: 10,
             zero_init_residual: false,
-        });
+        };
         let threads = candle_core::utils::barrier_pool().n_workers() + 1;
         let mut bits: Vec<u8> = (threads as u32).to_le_bytes().to_vec();
         for (arch, dims) in [
@@ -252,9 +252,7 @@ mod tests {
             let values: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
             let xs = Tensor::from_vec(values, dims.as_slice(), &Device::Cpu).unwrap();
             let varmap = VarMap::new();
-            let net = arch
-                .build(seeded_var_builder(&varmap, 4, &Device::Cpu))
-                .unwrap();
+            let net = build(&arch, seeded_var_builder(&varmap, 4, &Device::Cpu)).unwrap();
             let logits = net.forward_t(&xs, true).unwrap();
             let weights: Vec<f32> = (0..dims[0] * 10).map(|_| rng.normal() as f32).collect();
             let weights = Tensor::from_vec(weights, (dims[0], 10), &Device::Cpu).unwrap();
@@ -326,9 +324,7 @@ mod tests {
             (cifar(Family::Residual, false), vec![3, 1, 8, 8]),
         ] {
             let varmap = VarMap::new();
-            let net = arch
-                .build(seeded_var_builder(&varmap, 4, &Device::Cpu))
-                .unwrap();
+            let net = build(&arch, seeded_var_builder(&varmap, 4, &Device::Cpu)).unwrap();
             let xs = Tensor::randn(0f32, 1.0, dims.as_slice(), &Device::Cpu).unwrap();
             let fused = net.forward_t(&xs, true).unwrap();
             let recorded = net
@@ -355,15 +351,12 @@ mod tests {
         let xs = Tensor::randn(0f32, 1.0, (7, 36), &Device::Cpu).unwrap();
         let arch = mlp(Family::Plain, false);
         let varmap = VarMap::new();
-        let net = arch
-            .build(seeded_var_builder(&varmap, 4, &Device::Cpu))
-            .unwrap();
+        let net = build(&arch, seeded_var_builder(&varmap, 4, &Device::Cpu)).unwrap();
         let mut probe = Probe::responses();
         let logits = net.forward_probe(&xs, false, &mut probe).unwrap();
         assert!(max_abs_diff(&logits, &net.forward_t(&xs, false).unwrap()) == 0.0);
         let names: Vec<&str> = probe.responses.iter().map(|(n, _)| n.as_str()).collect();
-        let expected: Vec<String> = arch
-            .summary(6)
+        let expected: Vec<String> = summary(&arch)
             .unwrap()
             .layers
             .iter()

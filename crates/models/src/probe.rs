@@ -4,8 +4,8 @@
 //! Wilber and Belongie 2016: y = shortcut(x) instead of y = relu(f(x) + shortcut(x))).
 
 use crate::batch_norm::ThenRelu;
-use crate::kernels::relu::{add_relu, relu};
 use candle_core::{Result, Tensor};
+use kernels::relu::{add_relu, relu};
 
 #[derive(Debug, Default)]
 pub struct Probe {

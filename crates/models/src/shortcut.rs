@@ -9,13 +9,7 @@
 use crate::conv_layer::{conv_layer, ConvLayer, ConvShape};
 use candle_core::{Result, Tensor};
 use candle_nn::{ModuleT, VarBuilder};
-
-/// Which of the paper's shortcut options a residual net uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ShortcutOption {
-    A,
-    B,
-}
+use vocab::ShortcutOption;
 
 #[derive(Debug, Clone)]
 pub enum Shortcut {
@@ -146,7 +140,7 @@ mod tests {
         }
         let kept = ys.narrow(1, 2, 4).unwrap();
         let expected = subsample(&xs, 2).unwrap();
-        assert_eq!(crate::test_util::max_abs_diff(&kept, &expected), 0.0);
+        assert_eq!(kernels::testing::max_abs_diff(&kept, &expected), 0.0);
     }
 
     #[test]

@@ -4,9 +4,9 @@
 
 use crate::error::ReportError;
 use crate::load::RunRecord;
-use experiment::Family;
 use results::polars::prelude::*;
 use results::{metrics_frame, MetricRow, RunState};
+use vocab::Family;
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct MeanStd {
@@ -29,11 +29,7 @@ pub struct GroupStat {
 }
 
 fn family_of(name: &str) -> Family {
-    if name == Family::Residual.as_str() {
-        Family::Residual
-    } else {
-        Family::Plain
-    }
+    Family::named(name).unwrap_or(Family::Plain)
 }
 
 /// Groups `rows` by `keys` (a subset of family, depth, epoch) and reduces each group.

@@ -6,8 +6,8 @@
 use crate::chart::{layer_chart, LayerSeries};
 use crate::error::ReportError;
 use crate::load::RunRecord;
-use experiment::Family;
 use std::collections::BTreeMap;
+use vocab::Family;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DiagnosticsView {

@@ -3,7 +3,7 @@
 use crate::error::ReportError;
 use experiment::{Experiment, RunConfig};
 use results::{
-    plan, read_gradients, read_lesion, read_metrics, read_responses, GradientRow, LesionRow,
+    read_gradients, read_lesion, read_metrics, read_responses, run_states, GradientRow, LesionRow,
     MetricRow, PlannedRun, ResponseRow, RunDir, RunMeta, RunState,
 };
 use std::path::Path;
@@ -34,7 +34,7 @@ pub fn load_runs(
     experiment: &Experiment,
     results_root: &Path,
 ) -> Result<Vec<RunRecord>, ReportError> {
-    Ok(plan(experiment, results_root)
+    Ok(run_states(experiment, results_root)
         .into_iter()
         .map(|PlannedRun { config, dir, state }| {
             let meta = dir.read_meta().ok();

@@ -6,11 +6,12 @@ use crate::chart::{depth_chart, error_panel, Curve, DepthSeries, ErrorAxis};
 use crate::error::ReportError;
 use crate::load::RunRecord;
 use crate::verdict::{verdict, NotDone, Verdict};
-use experiment::{Experiment, Family, ReportSettings};
+use experiment::{Experiment, ReportSettings};
 use results::RunState;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
+use vocab::Family;
 
 const EXPERIMENT_TEMPLATE: &str = include_str!("../../../templates/experiment.html");
 const INDEX_TEMPLATE: &str = include_str!("../../../templates/index.html");

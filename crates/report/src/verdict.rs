@@ -13,8 +13,8 @@
 
 use crate::aggregate::GroupStat;
 use crate::stats::Welch;
-use experiment::Family;
 use serde::Serialize;
+use vocab::Family;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]

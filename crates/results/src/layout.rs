@@ -21,9 +21,9 @@ pub struct PlannedRun {
     pub state: RunState,
 }
 
-/// Every run the experiment expands to, with its directory and state, in plan order.
-/// The sweep trains from it; the report reads from it.
-pub fn plan(experiment: &Experiment, results_root: &Path) -> Vec<PlannedRun> {
+/// Every run the experiment expands to, with its directory and what is on disk for it,
+/// in the experiment's order. The sweep trains from it; the report reads from it.
+pub fn run_states(experiment: &Experiment, results_root: &Path) -> Vec<PlannedRun> {
     experiment
         .runs
         .iter()
@@ -311,6 +311,16 @@ impl RunDir {
             path: self.path.clone(),
             source,
         })
+    }
+
+    /// Creates the directory and writes the run's config, unless it is there already:
+    /// the directory's name is the config's hash, so an existing config.json is this one.
+    pub fn prepare(&self, config: &RunConfig) -> Result<(), ResultsError> {
+        self.create()?;
+        match self.config_path().exists() {
+            true => Ok(()),
+            false => self.write_config(config),
+        }
     }
 
     pub fn write_config(&self, config: &RunConfig) -> Result<(), ResultsError> {

@@ -24,7 +24,7 @@ pub use diagnostic_rows::{
     GradientRow, LesionRow, ResponseRow, RunKey,
 };
 pub use error::ResultsError;
-pub use layout::{plan, LockHolder, PlannedRun, RunDir, RunLock, RunState};
+pub use layout::{run_states, LockHolder, PlannedRun, RunDir, RunLock, RunState};
 pub use meta::{mixed_provenance, now_utc, Build, ResumedFrom, RunMeta, RunStatus};
 pub use metric_row::{metrics_frame, read_metrics, write_metrics, MetricRow, METRIC_COLUMNS};
 pub use pending::{default_pending_path, read_pending, write_pending};

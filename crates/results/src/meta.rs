@@ -16,6 +16,18 @@ pub enum RunStatus {
     Failed,
 }
 
+impl RunStatus {
+    /// The status as `meta.json` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Done => "done",
+            RunStatus::Diverged => "diverged",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
 /// The code and CPU path that computed a run's numbers, as the binary knows them (the
 /// commit is embedded at build time, not read from the directory a run is started in).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,7 +35,7 @@ pub struct Build {
     pub commit: Option<String>,
     /// Whether the build had uncommitted changes to tracked files.
     pub dirty: Option<bool>,
-    /// The CPU kernels' numerical version (`models::kernels::VERSION`).
+    /// The CPU kernels' numerical version (`kernels::VERSION`).
     pub kernels: u32,
     /// The instruction set the kernels took (`avx512`, `avx2+fma`, `generic`).
     pub cpu_path: String,
@@ -160,6 +172,19 @@ fn format_utc(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_status_is_named_as_meta_json_spells_it() {
+        for status in [
+            RunStatus::Running,
+            RunStatus::Done,
+            RunStatus::Diverged,
+            RunStatus::Failed,
+        ] {
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{}\"", status.as_str()));
+        }
+    }
 
     fn meta(commit: &str, cpu: &str) -> RunMeta {
         RunMeta {

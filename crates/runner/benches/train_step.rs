@@ -15,12 +15,13 @@
 
 use candle_core::{Device, Tensor};
 use candle_nn::{ModuleT, VarMap};
-use experiment::{DatasetName, Family, ModelArch, RunConfig, Schedule, Shortcut, TrainConfig};
+use experiment::{RunConfig, Schedule, TrainConfig};
 use models::params;
 use runner::sgd::Sgd;
-use runner::train::{architecture, build_model};
+use runner::train::build_model;
 use std::io::Write;
 use std::time::Instant;
+use vocab::{DatasetName, Family, ModelArch, ShortcutOption, CLASSES};
 
 const BATCH: usize = 128;
 const SHAPE: [usize; 3] = [1, 28, 28];
@@ -47,7 +48,7 @@ fn config(arch: ModelArch, family: Family, depth: usize, width: usize) -> RunCon
         family,
         depth,
         width,
-        shortcut: (arch == ModelArch::Cifar && family == Family::Residual).then_some(Shortcut::A),
+        shortcut: ShortcutOption::for_net(arch, family, None),
         zero_init_residual: arch == ModelArch::Mlp,
         seed: 0,
         train: TrainConfig {
@@ -102,7 +103,9 @@ fn median_step_ms(model: &Model) -> candle_core::Result<(f64, usize)> {
     let [c, h, w] = SHAPE;
     let xs = Tensor::randn(0f32, 1.0, (BATCH, c, h, w), &device)?;
     let ys = Tensor::from_vec(
-        (0..BATCH as u32).map(|i| i % 10).collect::<Vec<_>>(),
+        (0..BATCH as u32)
+            .map(|i| i % CLASSES as u32)
+            .collect::<Vec<_>>(),
         BATCH,
         &device,
     )?;
@@ -125,9 +128,7 @@ fn median_step_ms(model: &Model) -> candle_core::Result<(f64, usize)> {
 /// Floating-point operations of one training step: forward, input gradient and weight
 /// gradient each cost one multiply and one add per forward multiply-add.
 fn gflop_per_step(cfg: &RunConfig) -> f64 {
-    let summary = architecture(cfg, SHAPE)
-        .summary(SHAPE[1])
-        .expect("the benchmark's models are valid");
+    let summary = models::summary(&cfg.net(SHAPE)).expect("the benchmark's models are valid");
     3.0 * 2.0 * summary.multiply_adds() as f64 * BATCH as f64 / 1e9
 }
 

@@ -6,17 +6,12 @@
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
 use candle_nn::VarMap;
-use models::Architecture;
+use vocab::NetSpec;
 
-/// The weight of every weighted layer, in forward order, with the layer's path.
-pub fn layer_weights(
-    architecture: &Architecture,
-    side: usize,
-    varmap: &VarMap,
-) -> Result<Vec<(String, Var)>> {
-    let summary = architecture
-        .summary(side)
-        .map_err(candle_core::Error::wrap)?;
+/// The weight of every weighted layer of the network `spec` describes, in forward
+/// order, with the layer's path.
+pub fn layer_weights(spec: &NetSpec, varmap: &VarMap) -> Result<Vec<(String, Var)>> {
+    let summary = models::summary(spec).map_err(candle_core::Error::wrap)?;
     let vars = varmap.data().lock().expect("varmap lock poisoned");
     summary
         .layers
@@ -54,28 +49,28 @@ mod tests {
     use super::*;
     use candle_core::{DType, Device};
     use candle_nn::ModuleT;
-    use models::{seeded_var_builder_with_dtype, Family, MlpConfig};
+    use models::seeded_var_builder_with_dtype;
+    use vocab::{Family, ModelArch};
 
     #[test]
     fn per_layer_gradient_norms_match_finite_differences() {
         let device = Device::Cpu;
-        let arch = Architecture::Mlp(MlpConfig {
+        let arch = NetSpec {
+            arch: ModelArch::Mlp,
+            shortcut: None,
             family: Family::Residual,
             depth: 6,
             width: 3,
-            inputs: 4,
+            input: [1, 2, 2],
             classes: 5,
             zero_init_residual: false,
-        });
+        };
         let varmap = VarMap::new();
-        let net = arch
-            .build(seeded_var_builder_with_dtype(
-                &varmap,
-                3,
-                DType::F64,
-                &device,
-            ))
-            .unwrap();
+        let net = models::build(
+            &arch,
+            seeded_var_builder_with_dtype(&varmap, 3, DType::F64, &device),
+        )
+        .unwrap();
         let xs = Tensor::randn(0f64, 1.0, (8, 4), &device).unwrap();
         let ys = Tensor::new(&[0u32, 1, 2, 3, 4, 0, 1, 2], &device).unwrap();
         // Training mode, as in training: the loss is a smooth function of the weights.
@@ -86,7 +81,7 @@ mod tests {
                 .to_scalar::<f64>()
                 .unwrap()
         };
-        let layers = layer_weights(&arch, 2, &varmap).unwrap();
+        let layers = layer_weights(&arch, &varmap).unwrap();
         assert_eq!(layers.len(), 6);
         let logits = net.forward_t(&xs, true).unwrap();
         let grads = candle_nn::loss::cross_entropy(&logits, &ys)

@@ -3,6 +3,7 @@
 //! The trainer never draws; it writes Parquet and metadata through `results`.
 
 pub mod allocator;
+pub mod array_task;
 pub mod augment;
 pub mod batches;
 pub mod checkpoint;
@@ -14,6 +15,8 @@ pub mod provenance;
 pub mod sgd;
 pub mod slurm;
 pub mod sweep;
+#[cfg(test)]
+mod test_data;
 pub mod train;
 pub mod warmup;
 pub mod worker;

@@ -10,8 +10,8 @@ pub fn build() -> Build {
     Build {
         commit: (!commit.is_empty()).then(|| commit.to_string()),
         dirty: env!("DEGRADE_BUILD_DIRTY").parse().ok(),
-        kernels: models::kernels::VERSION,
-        cpu_path: models::kernels::cpu_path().to_string(),
+        kernels: kernels::VERSION,
+        cpu_path: kernels::cpu_path().to_string(),
     }
 }
 
@@ -60,7 +60,7 @@ mod tests {
             assert_eq!(commit.len(), 40, "{commit}");
             assert!(build.dirty.is_some());
         }
-        assert_eq!(build.kernels, models::kernels::VERSION);
+        assert_eq!(build.kernels, kernels::VERSION);
         assert!(["avx512", "avx2+fma", "generic"].contains(&build.cpu_path.as_str()));
     }
 

@@ -3,7 +3,8 @@
 //! scheduling; the per-run locks and atomic writes make a shared results directory safe,
 //! and a requeued or repeated task finds its run done (or being trained) and stops.
 
-use experiment::{ComputeDevice, SlurmSettings};
+use crate::TrainError;
+use experiment::{ComputeDevice, Experiment, SlurmSettings};
 use std::path::{Path, PathBuf};
 
 /// Defaults where neither the command line nor the YAML says.
@@ -103,6 +104,103 @@ pub fn sbatch_script(job: &ArrayJob) -> Option<String> {
     Some(lines.join("\n") + "\n")
 }
 
+/// A job array written to disk: its script and the pending list its tasks index.
+#[derive(Debug, Clone)]
+pub struct WrittenJob {
+    pub script: PathBuf,
+    pub pending_list: PathBuf,
+    pub tasks: usize,
+}
+
+/// Writes, under `<results>/<experiment>/slurm/`, a pending list of the runs not finished
+/// yet and the sbatch script of an array that trains them on `device` with the dataset
+/// in `data_dir` (on the filesystem the nodes share); `None` if every run is finished.
+/// Each call writes a list and a script of its own, named by time and process, so that
+/// a job still running keeps its list and its indices.
+pub fn write_job(
+    experiment: &Experiment,
+    results_root: &Path,
+    settings: SlurmSettings,
+    device: ComputeDevice,
+    data_dir: &Path,
+) -> Result<Option<WrittenJob>, TrainError> {
+    let planned = results::run_states(experiment, results_root);
+    if !planned.iter().any(|p| p.state.wants_training()) {
+        return Ok(None);
+    }
+    let absolute = |p: &Path| {
+        std::path::absolute(p)
+            .map_err(|e| TrainError::Config(format!("resolving {}: {e}", p.display())))
+    };
+    let slurm_dir = results_root.join(&experiment.name).join("slurm");
+    std::fs::create_dir_all(&slurm_dir).map_err(|source| results::ResultsError::Io {
+        path: slurm_dir.clone(),
+        source,
+    })?;
+    let stamp = format!(
+        "{}-{}",
+        results::now_utc().replace([':', '-'], ""),
+        std::process::id()
+    );
+    let pending_list = slurm_dir.join(format!("pending-{stamp}.txt"));
+    let tasks = results::write_pending(&pending_list, &experiment.name, &planned)?;
+    let settings = SlurmSettings {
+        // A CUDA run needs a GPU of its own: ask for one unless told otherwise.
+        gpus: settings
+            .gpus
+            .or(matches!(device, ComputeDevice::Cuda(_)).then_some(1)),
+        ..settings
+    };
+    let here = |what: &str, r: std::io::Result<PathBuf>| {
+        r.map_err(|e| TrainError::Config(format!("finding {what}: {e}")))
+    };
+    let job = ArrayJob {
+        experiment_name: experiment.name.clone(),
+        tasks,
+        settings,
+        program: here("this program", std::env::current_exe())?,
+        experiment_file: absolute(&experiment.path)?,
+        results_root: absolute(results_root)?,
+        pending_list: absolute(&pending_list)?,
+        data_dir: absolute(data_dir)?,
+        device,
+        log_dir: absolute(&slurm_dir)?,
+        work_dir: here("the current directory", std::env::current_dir())?,
+    };
+    if let Some(why) = problem(&job) {
+        return Err(TrainError::Config(why));
+    }
+    let script_text =
+        sbatch_script(&job).ok_or_else(|| TrainError::Config("no runs to train".into()))?;
+    let script = slurm_dir.join(format!("sweep-{stamp}.sbatch"));
+    results::write_atomically(&script, script_text.as_bytes())?;
+    Ok(Some(WrittenJob {
+        script,
+        pending_list,
+        tasks,
+    }))
+}
+
+/// Submits `script` with `sbatch`; returns what sbatch printed ("Submitted batch job N").
+pub fn submit(script: &Path) -> Result<String, TrainError> {
+    let out = std::process::Command::new("sbatch")
+        .arg(script)
+        .output()
+        .map_err(|e| {
+            TrainError::Config(format!(
+                "running sbatch (is Slurm installed on this machine?): {e}"
+            ))
+        })?;
+    if !out.status.success() {
+        return Err(TrainError::Config(format!(
+            "sbatch {} failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,5 +266,59 @@ mod tests {
             ..job(3, SlurmSettings::default())
         };
         assert!(problem(&spaced).unwrap().contains("--results"));
+    }
+
+    /// The list and the script land under results/<experiment>/slurm/, the script
+    /// trains the list's entries with absolute paths and asks for a GPU for a CUDA run;
+    /// a finished experiment writes nothing.
+    #[test]
+    fn a_job_is_written_beside_the_results_and_only_when_runs_are_left() {
+        let tmp = tempfile::tempdir().unwrap();
+        let experiment =
+            experiment::parse_experiment(&tmp.path().join("exp.yaml"), crate::test_data::TINY_MLP)
+                .unwrap();
+        let results_root = tmp.path().join("results");
+        let job = write_job(
+            &experiment,
+            &results_root,
+            SlurmSettings::default(),
+            ComputeDevice::Cuda(0),
+            tmp.path(),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(job.tasks, 1);
+        assert!(job.script.starts_with(results_root.join("tiny/slurm")));
+        let names = results::read_pending(&job.pending_list, "tiny").unwrap();
+        assert_eq!(names, vec![experiment.runs[0].dir_name()]);
+        let script = std::fs::read_to_string(&job.script).unwrap();
+        assert!(script.contains("#SBATCH --gres=gpu:1"), "{script}");
+        let list = std::path::absolute(&job.pending_list).unwrap();
+        assert!(
+            script.contains(&format!("--pending '{}'", list.display())),
+            "{script}"
+        );
+
+        let dir = results::RunDir::for_run(&results_root, &experiment.runs[0]);
+        dir.prepare(&experiment.runs[0]).unwrap();
+        crate::test_data::tiny_dataset(tmp.path());
+        let status = crate::worker::run_worker(
+            &dir.path,
+            tmp.path(),
+            ComputeDevice::Cpu,
+            false,
+            &experiment::Diagnostics::off(),
+        )
+        .unwrap();
+        assert_eq!(status, results::RunStatus::Done);
+        let again = write_job(
+            &experiment,
+            &results_root,
+            SlurmSettings::default(),
+            ComputeDevice::Cpu,
+            tmp.path(),
+        )
+        .unwrap();
+        assert!(again.is_none());
     }
 }

@@ -5,17 +5,15 @@ use crate::error::TrainError;
 use crate::progress::SweepProgress;
 use crate::worker::WorkerEvent;
 use experiment::{ComputeDevice, Diagnostics, Experiment, RunConfig};
-use results::{RunDir, RunStatus};
+use results::{run_states, PlannedRun, RunDir, RunStatus};
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
-
-pub use results::{plan, PlannedRun};
 
 pub struct SweepOptions {
     pub results_root: PathBuf,
@@ -79,6 +77,17 @@ enum Message {
     Closed(usize),
 }
 
+/// A flag that Ctrl-C (SIGINT) or SIGTERM raises: `run_sweep` then stops between
+/// messages, and its workers' runs resume from their checkpoints next time.
+pub fn interrupt_on_signals() -> Result<Arc<AtomicBool>, TrainError> {
+    let interrupt = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&interrupt))
+            .map_err(|e| TrainError::Config(format!("installing the interrupt handler: {e}")))?;
+    }
+    Ok(interrupt)
+}
+
 /// Trains every unfinished run of `experiment`. When `interrupt` becomes true (Ctrl-C),
 /// stops starting runs, kills the running workers (they resume from their last
 /// checkpoint next time) and returns with `interrupted` listing them.
@@ -88,7 +97,7 @@ pub fn run_sweep(
     interrupt: &AtomicBool,
 ) -> Result<SweepSummary, TrainError> {
     let started = Instant::now();
-    let planned = plan(experiment, &opts.results_root);
+    let planned = run_states(experiment, &opts.results_root);
     let mut summary = SweepSummary {
         skipped: planned.iter().filter(|p| p.state.is_finished()).count(),
         ..Default::default()
@@ -280,11 +289,7 @@ fn spawn_worker(
     id: usize,
     tx: mpsc::Sender<Message>,
 ) -> Result<Child, TrainError> {
-    run.dir.create()?;
-    // The directory's name is the config's hash: an existing config.json is this one.
-    if !run.dir.config_path().exists() {
-        run.dir.write_config(&run.config)?;
-    }
+    run.dir.prepare(&run.config)?;
     let log_path = run.dir.path.join("worker.log");
     // Appended, not truncated: it keeps the history of interrupted attempts, and another
     // sweep's worker may be writing to it.
@@ -390,7 +395,7 @@ train:
         let tmp = tempfile::tempdir().unwrap();
         let experiment = experiment::parse_experiment(&tmp.path().join("exp.yaml"), YAML).unwrap();
         let results_root = tmp.path().join("results");
-        let planned = plan(&experiment, &results_root);
+        let planned = run_states(&experiment, &results_root);
         let dir_of = |depth| {
             &planned
                 .iter()

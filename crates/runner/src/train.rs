@@ -7,16 +7,15 @@ use crate::sgd::Sgd;
 use crate::warmup::WarmupState;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{ModuleT, VarMap};
-use experiment::{Family, ModelArch, RunConfig, Shortcut};
+use experiment::RunConfig;
 use models::rng::SeededRng;
-use models::{params, seeded_var_builder, Architecture, CifarConfig, MlpConfig, Network};
+use models::{params, seeded_var_builder, Network};
 use results::MetricRow;
 use std::time::Instant;
 
 /// A training loss above this (chance level on 10 classes is 2.3) means the run has
 /// blown up even if it is still finite; `train.max_loss` overrides it.
 pub const DIVERGENCE_LOSS: f64 = 1e3;
-const CLASSES: usize = 10;
 const EVAL_CHUNK: usize = 1000;
 
 /// The data one run sees, normalised.
@@ -114,43 +113,14 @@ pub enum Outcome {
     },
 }
 
-/// The network a run config asks for, on images of `shape` (channels, rows, cols).
-pub fn architecture(config: &RunConfig, shape: [usize; 3]) -> Architecture {
-    let family = match config.family {
-        Family::Plain => models::Family::Plain,
-        Family::Residual => models::Family::Residual,
-    };
-    match config.arch {
-        ModelArch::Mlp => Architecture::Mlp(MlpConfig {
-            family,
-            depth: config.depth,
-            width: config.width,
-            inputs: shape.iter().product(),
-            classes: CLASSES,
-            zero_init_residual: config.zero_init_residual,
-        }),
-        ModelArch::Cifar => Architecture::Cifar(CifarConfig {
-            family,
-            depth: config.depth,
-            width: config.width,
-            in_channels: shape[0],
-            classes: CLASSES,
-            shortcut: match config.shortcut {
-                Some(Shortcut::B) => models::ShortcutOption::B,
-                Some(Shortcut::A) | None => models::ShortcutOption::A,
-            },
-            zero_init_residual: config.zero_init_residual,
-        }),
-    }
-}
-
 pub fn build_model(
     config: &RunConfig,
     shape: [usize; 3],
     varmap: &VarMap,
     device: &Device,
 ) -> Result<Network, TrainError> {
-    Ok(architecture(config, shape).build(seeded_var_builder(varmap, config.seed, device))?)
+    let vb = seeded_var_builder(varmap, config.seed, device);
+    Ok(models::build(&config.net(shape), vb)?)
 }
 
 /// Puts a checkpoint's tensors into a freshly built model's variables.
@@ -207,10 +177,10 @@ pub fn train(
     on_progress: &mut dyn FnMut(Progress) -> Result<(), TrainError>,
 ) -> Result<Outcome, TrainError> {
     let varmap = VarMap::new();
-    let architecture = architecture(config, data.train.shape);
-    let model = architecture.build(seeded_var_builder(&varmap, config.seed, device))?;
+    let net = config.net(data.train.shape);
+    let model = models::build(&net, seeded_var_builder(&varmap, config.seed, device))?;
     let layers = if gradient_every > 0 {
-        crate::gradient_flow::layer_weights(&architecture, data.train.shape[1], &varmap)?
+        crate::gradient_flow::layer_weights(&net, &varmap)?
     } else {
         Vec::new()
     };
@@ -425,7 +395,8 @@ pub fn evaluate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use experiment::{DatasetName, Schedule, Shortcut, TrainConfig};
+    use experiment::{Schedule, TrainConfig};
+    use vocab::{DatasetName, Family, ModelArch, ShortcutOption};
 
     /// `n` examples of standard-normal features of `shape`, labelled by `label`.
     fn toy_set(n: usize, seed: u64, shape: [usize; 3], label: fn(&[f32]) -> u32) -> Rows {
@@ -614,7 +585,7 @@ mod tests {
         cfg.arch = ModelArch::Cifar;
         cfg.depth = 8;
         cfg.width = 2;
-        cfg.shortcut = Some(Shortcut::A);
+        cfg.shortcut = Some(ShortcutOption::A);
         cfg.zero_init_residual = false;
         cfg.augment = Some(experiment::Augment { pad: 1, flip: true });
         cfg.train.epochs = None;

@@ -419,53 +419,15 @@ fn resume_point(dir: &RunDir) -> Result<Option<Resume>, TrainError> {
 mod tests {
     use super::*;
     use crate::checkpoint::Checkpoint;
+    use crate::test_data::{tiny_dataset, TINY_MLP};
 
-    const YAML: &str = "name: resumed
-dataset:
-  name: fashion-mnist
-model:
-  arch: mlp
-  width: 8
-families: [plain]
-depths: [4]
-seeds: [0]
-train:
-  epochs: 2
-  batch_size: 16
-  lr: 0.05
-  momentum: 0.9
-  weight_decay: 0.0001
-  schedule: cosine
-";
 
-    /// 64 training and 16 test images of 4x4 noise, in Fashion-MNIST's file names.
-    fn tiny_dataset(dir: &Path) {
-        let mut state = 7u32;
-        for (prefix, n) in [("train", 64), ("t10k", 16)] {
-            let pixels: Vec<u8> = (0..n * 16)
-                .map(|_| {
-                    state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                    (state >> 24) as u8
-                })
-                .collect();
-            let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
-            let write =
-                |name: String, bytes: Vec<u8>| std::fs::write(dir.join(name), bytes).unwrap();
-            write(
-                format!("{prefix}-images-idx3-ubyte"),
-                data::encode_idx(&[n, 4, 4], &pixels),
-            );
-            write(
-                format!("{prefix}-labels-idx1-ubyte"),
-                data::encode_idx(&[n], &labels),
-            );
-        }
-    }
-
-    /// A run directory of YAML's run, with its config, beside the tiny dataset.
+    /// A run directory of the tiny experiment's run, trained for two epochs, with its config, beside the tiny dataset.
     fn run_dir(root: &Path) -> (RunConfig, RunDir) {
         tiny_dataset(root);
-        let experiment = experiment::parse_experiment(&root.join("exp.yaml"), YAML).unwrap();
+        // Two epochs: a run can stop after the first and resume.
+        let yaml = TINY_MLP.replace("epochs: 1", "epochs: 2");
+        let experiment = experiment::parse_experiment(&root.join("exp.yaml"), &yaml).unwrap();
         let config = experiment.runs[0].clone();
         let dir = RunDir::for_run(&root.join("results"), &config);
         dir.create().unwrap();

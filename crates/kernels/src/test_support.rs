@@ -4,7 +4,7 @@ use candle_core::{Tensor, Var};
 
 /// max |a - b| / max |b|.
 pub fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
-    let diff = crate::test_util::max_abs_diff(a, b);
+    let diff = crate::testing::max_abs_diff(a, b);
     let scale = b
         .abs()
         .and_then(|t| t.max_all())

@@ -137,7 +137,7 @@ pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::test_support::{assert_grads_match, rel_err};
+    use crate::test_support::{assert_grads_match, rel_err};
     use candle_core::{DType, Device, Var};
 
     #[test]

@@ -1,19 +1,20 @@
 //! Our own CPU kernels, as Candle custom ops with backward passes, where the profile of
-//! a training step showed Candle's generic operations spending the time (issue 5,
-//! "Training as fast as PyTorch"): the convolution (`conv2d`), batch normalisation
-//! (`batch_norm`), ReLU (`relu`). Each is f32 on the CPU; on any other device or dtype
+//! a training step showed Candle's generic operations spending the time: the
+//! convolution (`conv2d`), batch normalisation (`batch_norm`), ReLU (`relu`). Each is
+//! f32 on the CPU; on any other device or dtype
 //! (`runs_here` is false) the callers use Candle's own operations, so a CUDA build
 //! computes what it always did.
 
 pub mod batch_norm;
 pub mod conv2d;
-mod gemm;
 mod im2col;
+mod matmul;
 mod parallel;
 pub mod relu;
 mod same_conv;
 #[cfg(test)]
 mod test_support;
+pub mod testing;
 mod transpose;
 
 use candle_core::{CpuStorage, DType, Layout, Result, Tensor};

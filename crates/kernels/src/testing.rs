@@ -1,4 +1,5 @@
-//! Helpers shared by the models' tests.
+//! The comparison every test of the kernels and the models goes through (public, so
+//! that the models' tests use the same one; nothing outside tests calls it).
 
 use candle_core::{DType, Tensor};
 

@@ -482,7 +482,7 @@ pub fn batch_norm_add_relu_train(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::test_support::{assert_grads_match, rel_err};
+    use crate::test_support::{assert_grads_match, rel_err};
     use candle_core::{DType, Device, Var};
     use candle_nn::ModuleT;
 

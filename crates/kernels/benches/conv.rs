@@ -7,7 +7,7 @@
 //! faults on every fresh output take about half of our convolution's time).
 
 use candle_core::{Device, Result, Tensor, Var};
-use models::kernels::conv2d::conv2d;
+use kernels::conv2d::conv2d;
 use std::time::Instant;
 
 fn median_ms(mut f: impl FnMut() -> Result<()>) -> Result<f64> {

@@ -11,8 +11,8 @@
 //! the CPU has AVX2 and FMA, "same" convolutions (all the 3x3 ones of stride 1) skip
 //! the column matrix altogether: see `same_conv`.
 
-use super::gemm::{matmul, matmul_to, MatRef};
 use super::im2col::{col2im_add, im2col, Window};
+use super::matmul::{matmul, matmul_to, MatRef};
 use super::same_conv::{self, same_conv, same_conv_weight_grad, PackedKernel};
 use super::{assume_init, contiguous_f32, for_image_chunks, runs_here, uninit, zeros};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
@@ -304,7 +304,7 @@ pub fn conv2d(xs: &Tensor, kernel: &Tensor, padding: usize, stride: usize) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::test_support::{assert_grads_match, rel_err};
+    use crate::test_support::{assert_grads_match, rel_err};
     use candle_core::{DType, Device, Var};
 
     /// Every geometry the issue names: stride 1 and 2, padding 0 and 1, kernels 1x1 and

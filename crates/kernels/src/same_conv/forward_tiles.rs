@@ -1,0 +1,158 @@
+//! The microkernels of the forward product (and of the input gradient, which is the
+//! same convolution of dY with the flipped kernel): channel tiles and position tiles,
+//! on AVX2 and on AVX-512.
+
+use super::stores::{prefetch_rows, store_rows, store_rows_512};
+use super::CHANNEL_TILE;
+
+/// out[q * out_stride + j] = sum over taps t of a[starts[q] + offsets[t]] * b[t * 16 + j]
+/// (added to what `out` holds if `add`), for q < N and j < 16: 16 output channels of N
+/// positions in 2N registers, two loads of weights and N broadcasts of the image per tap.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; `starts` has N entries; `a + starts[q] + offsets[t]` is
+/// readable for every q and t; `b` holds `offsets.len() * 16` values; `out + q *
+/// out_stride + j` is writable (and readable if `add`) for q < N, j < 16.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::needless_range_loop)] // a register tile reads clearest indexed
+pub(super) unsafe fn channel_tile<const N: usize>(
+    a: *const f32,
+    starts: &[usize],
+    offsets: &[usize],
+    b: &[f32],
+    out: *mut f32,
+    out_stride: usize,
+    add: bool,
+) {
+    use std::arch::x86_64::*;
+    debug_assert!(starts.len() == N && b.len() >= offsets.len() * CHANNEL_TILE);
+    // Each position's own start, once: the loop below adds only the tap's offset.
+    // SAFETY: within `a` per the contract (offset 0 is a tap's offset minus itself).
+    let rows: [*const f32; N] = std::array::from_fn(|q| unsafe { a.add(starts[q]) });
+    if add {
+        // As in `grad_tile`: the sums of the previous pass, wanted at the end.
+        prefetch_rows::<N>(out, out_stride);
+    }
+    let mut lo = [_mm256_setzero_ps(); N];
+    let mut hi = [_mm256_setzero_ps(); N];
+    for (&off, bt) in offsets.iter().zip(b.chunks_exact(CHANNEL_TILE)) {
+        // SAFETY: `bt` holds 16 values.
+        let (b0, b1) = unsafe {
+            (
+                _mm256_loadu_ps(bt.as_ptr()),
+                _mm256_loadu_ps(bt.as_ptr().add(8)),
+            )
+        };
+        for q in 0..N {
+            // SAFETY: readable per the contract.
+            let v = unsafe { _mm256_broadcast_ss(&*rows[q].add(off)) };
+            lo[q] = _mm256_fmadd_ps(v, b0, lo[q]);
+            hi[q] = _mm256_fmadd_ps(v, b1, hi[q]);
+        }
+    }
+    // SAFETY: writable, and readable when adding, per the contract.
+    unsafe { store_rows(out, out_stride, &lo, &hi, add) }
+}
+
+/// out[j * out_stride + i] = sum over taps t of a[offsets[t] + i] * b[t * N + j] (added
+/// to what `out` holds if `add`), for i < MR and j < N.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; `a + offsets[t] + i` is readable for every t and i < MR;
+/// `b` holds `offsets.len() * N` values; `out + j * out_stride + i` is writable (and
+/// readable if `add`) for j < N, i < MR.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn tile<const N: usize>(
+    a: *const f32,
+    offsets: &[usize],
+    b: &[f32],
+    out: *mut f32,
+    out_stride: usize,
+    add: bool,
+) {
+    use std::arch::x86_64::*;
+    debug_assert!(b.len() >= offsets.len() * N);
+    let mut lo = [_mm256_setzero_ps(); N];
+    let mut hi = [_mm256_setzero_ps(); N];
+    for (&off, bt) in offsets.iter().zip(b.chunks_exact(N)) {
+        // SAFETY: readable per the contract.
+        let (a0, a1) = unsafe { (_mm256_loadu_ps(a.add(off)), _mm256_loadu_ps(a.add(off + 8))) };
+        for j in 0..N {
+            let bj = _mm256_set1_ps(bt[j]);
+            lo[j] = _mm256_fmadd_ps(a0, bj, lo[j]);
+            hi[j] = _mm256_fmadd_ps(a1, bj, hi[j]);
+        }
+    }
+    // SAFETY: writable, and readable when adding, per the contract.
+    unsafe { store_rows(out, out_stride, &lo, &hi, add) }
+}
+
+/// `channel_tile` on AVX-512: the 16 channels are one register, so N (up to 12)
+/// positions take N registers of sums, with one load of weights and N broadcasts of the
+/// image per tap.
+///
+/// # Safety
+/// As `channel_tile`, with AVX-512F for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::needless_range_loop)] // a register tile reads clearest indexed
+pub(super) unsafe fn channel_tile_512<const N: usize>(
+    a: *const f32,
+    starts: &[usize],
+    offsets: &[usize],
+    b: &[f32],
+    out: *mut f32,
+    out_stride: usize,
+    add: bool,
+) {
+    use std::arch::x86_64::*;
+    debug_assert!(starts.len() == N && b.len() >= offsets.len() * CHANNEL_TILE);
+    // SAFETY: within `a` per the contract (offset 0 is a tap's offset minus itself).
+    let rows: [*const f32; N] = std::array::from_fn(|q| unsafe { a.add(starts[q]) });
+    if add {
+        prefetch_rows::<N>(out, out_stride);
+    }
+    let mut acc = [_mm512_setzero_ps(); N];
+    for (&off, bt) in offsets.iter().zip(b.chunks_exact(CHANNEL_TILE)) {
+        // SAFETY: `bt` holds 16 values.
+        let weights = unsafe { _mm512_loadu_ps(bt.as_ptr()) };
+        for q in 0..N {
+            // SAFETY: readable per the contract.
+            let v = _mm512_set1_ps(unsafe { *rows[q].add(off) });
+            acc[q] = _mm512_fmadd_ps(v, weights, acc[q]);
+        }
+    }
+    // SAFETY: writable, and readable when adding, per the contract.
+    unsafe { store_rows_512(out, out_stride, &acc, add) }
+}
+
+/// `tile` on AVX-512: the 16 positions are one register, one register of sums per
+/// channel.
+///
+/// # Safety
+/// As `tile`, with AVX-512F for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn tile_512<const N: usize>(
+    a: *const f32,
+    offsets: &[usize],
+    b: &[f32],
+    out: *mut f32,
+    out_stride: usize,
+    add: bool,
+) {
+    use std::arch::x86_64::*;
+    debug_assert!(b.len() >= offsets.len() * N);
+    let mut acc = [_mm512_setzero_ps(); N];
+    for (&off, bt) in offsets.iter().zip(b.chunks_exact(N)) {
+        // SAFETY: readable per the contract.
+        let image = unsafe { _mm512_loadu_ps(a.add(off)) };
+        for (sum, &weight) in acc.iter_mut().zip(bt) {
+            *sum = _mm512_fmadd_ps(image, _mm512_set1_ps(weight), *sum);
+        }
+    }
+    // SAFETY: writable, and readable when adding, per the contract.
+    unsafe { store_rows_512(out, out_stride, &acc, add) }
+}
