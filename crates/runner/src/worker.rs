@@ -421,11 +421,10 @@ mod tests {
     use crate::checkpoint::Checkpoint;
     use crate::test_data::{tiny_dataset, TINY_MLP};
 
-
-    /// A run directory of the tiny experiment's run, trained for two epochs, with its config, beside the tiny dataset.
+    /// A run directory, with its config, of the tiny experiment's run made two epochs
+    /// long (so that a run can stop after the first), beside the tiny dataset.
     fn run_dir(root: &Path) -> (RunConfig, RunDir) {
         tiny_dataset(root);
-        // Two epochs: a run can stop after the first and resume.
         let yaml = TINY_MLP.replace("epochs: 1", "epochs: 2");
         let experiment = experiment::parse_experiment(&root.join("exp.yaml"), &yaml).unwrap();
         let config = experiment.runs[0].clone();
