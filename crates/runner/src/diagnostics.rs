@@ -4,7 +4,8 @@
 //! norms are taken during training (`gradient_flow`).
 
 use crate::batches::Rows;
-use candle_core::{DType, Device, Result};
+use crate::evaluate::evaluate_first;
+use candle_core::{Device, Result};
 use models::{response_stds, Network, Probe};
 use results::{LesionRow, ResponseRow};
 
@@ -30,29 +31,6 @@ pub fn responses(network: &Network, test: &Rows, device: &Device) -> Result<Vec<
         .collect())
 }
 
-/// Test error on the first `images` test images with `lesion` deleted (None: intact).
-fn error_with(
-    network: &Network,
-    test: &Rows,
-    images: usize,
-    lesion: Option<usize>,
-    device: &Device,
-) -> Result<f64> {
-    let all: Vec<usize> = (0..test.len().min(images)).collect();
-    let mut wrong = 0f64;
-    for chunk in all.chunks(500) {
-        let (xs, ys) = test.batch(chunk, device, None)?;
-        let mut probe = Probe {
-            lesion,
-            ..Probe::none()
-        };
-        let logits = network.forward_probe(&xs, false, &mut probe)?;
-        let miss = logits.argmax(1)?.ne(&ys)?.to_dtype(DType::F32)?.sum_all()?;
-        wrong += f64::from(miss.to_scalar::<f32>()?);
-    }
-    Ok(wrong / all.len().max(1) as f64)
-}
-
 /// Test error with each deletable block deleted in turn, on the first `images` test
 /// images, beside the intact net's error on the same images.
 pub fn lesion(
@@ -61,14 +39,17 @@ pub fn lesion(
     images: usize,
     device: &Device,
 ) -> Result<Vec<LesionRow>> {
-    let intact = error_with(network, test, images, None, device)?;
+    let error_with = |lesion: Option<usize>| -> Result<f64> {
+        Ok(evaluate_first(network, test, images, lesion, device)?.0)
+    };
+    let intact = error_with(None)?;
     (0..network.blocks())
         .filter(|&b| network.can_delete(b))
         .map(|b| {
             Ok(LesionRow {
                 block: b as u32,
                 name: network.block_name(b),
-                test_error: error_with(network, test, images, Some(b), device)?,
+                test_error: error_with(Some(b))?,
                 intact_test_error: intact,
             })
         })

@@ -9,6 +9,7 @@ pub mod batches;
 pub mod checkpoint;
 pub mod diagnostics;
 mod error;
+pub mod evaluate;
 pub mod gradient_flow;
 pub mod progress;
 pub mod provenance;

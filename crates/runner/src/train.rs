@@ -1,11 +1,21 @@
-//! One training run, top to bottom: model, optimiser, schedule, epochs, evaluation.
+//! One training run, top to bottom. `Trainer::new` builds the network, the optimiser and
+//! the schedule (or restores them from a checkpoint); `run_epoch` trains one epoch, step
+//! by step, and evaluates it into a metric row; `checkpoint` and `network` hand out what
+//! the caller saves and measures. The worker's loop (`worker.rs`) reads:
+//!
+//! ```text
+//! for each remaining epoch: run_epoch -> write its row -> save the checkpoint
+//! then: the diagnostics of the trained network
+//! ```
 
 use crate::batches::{batches_per_epoch, epoch_batches, Rows};
 use crate::checkpoint::Checkpoint;
 use crate::error::TrainError;
+use crate::evaluate::{count_wrong, evaluate};
+use crate::gradient_flow::{gradient_norms, layer_weights};
 use crate::sgd::Sgd;
 use crate::warmup::WarmupState;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor, Var};
 use candle_nn::{ModuleT, VarMap};
 use experiment::RunConfig;
 use models::rng::SeededRng;
@@ -16,7 +26,6 @@ use std::time::Instant;
 /// A training loss above this (chance level on 10 classes is 2.3) means the run has
 /// blown up even if it is still finite; `train.max_loss` overrides it.
 pub const DIVERGENCE_LOSS: f64 = 1e3;
-const EVAL_CHUNK: usize = 1000;
 
 /// The data one run sees, normalised.
 #[derive(Debug, Clone)]
@@ -35,26 +44,283 @@ pub struct Resume {
     pub rows: Vec<MetricRow>,
 }
 
-/// The training state at the end of an epoch, for checkpointing.
-pub struct EpochState<'a> {
-    varmap: &'a VarMap,
-    sgd: &'a Sgd,
-    warmup: &'a WarmupState,
+/// How an epoch ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EpochEnd {
+    /// Every batch trained; the epoch's metric row.
+    Trained(MetricRow),
+    /// The loss became NaN, infinite or larger than the bound (`DIVERGENCE_LOSS`, or
+    /// `train.max_loss`): why, with the epoch, batch and learning rate.
+    Diverged(String),
+}
+
+/// Each weighted layer's gradient norm (path, norm), before the step of `iteration`
+/// (0: at initialisation).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GradientNorms {
+    pub iteration: usize,
+    pub norms: Vec<(String, f64)>,
+}
+
+/// One epoch: how it ended, and the gradient norms measured during it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Epoch {
+    pub end: EpochEnd,
+    pub gradients: Vec<GradientNorms>,
+}
+
+/// Where an epoch is, after each of its batches.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchProgress {
+    pub epoch: usize,
+    /// 1-based.
+    pub batch: usize,
+    pub batches: usize,
+    /// The epoch's running training error.
+    pub train_error: f64,
+}
+
+/// What one step did.
+enum Step {
+    Trained {
+        loss: f64,
+        wrong: f64,
+        gradients: Option<GradientNorms>,
+    },
+    Diverged {
+        loss: f64,
+    },
+}
+
+/// One run's training state: the network and its variables, the optimiser, the warm-up,
+/// and how far the run has come.
+pub struct Trainer<'a> {
+    config: &'a RunConfig,
+    data: &'a Datasets,
+    device: Device,
+    varmap: VarMap,
+    network: Network,
+    sgd: Sgd,
+    warmup: WarmupState,
+    /// Every weighted layer's weight, when gradient norms are measured.
+    gradient_layers: Vec<(String, Var)>,
+    gradient_every: usize,
+    per_epoch: usize,
+    total_iterations: usize,
+    /// Epochs finished.
     epoch: usize,
+    /// Steps taken.
     iteration: usize,
+    /// Wall time of the epochs trained before a resume: a resumed run's clock goes on.
+    wall_before: f64,
+    started: Instant,
 }
 
-/// A deep copy on the CPU (the live tensors keep changing as training goes on, and may
-/// be on a GPU).
-fn snapshot(t: &Tensor) -> candle_core::Result<Tensor> {
-    if t.device().is_cpu() {
-        t.copy()
-    } else {
-        t.to_device(&Device::Cpu)
+impl<'a> Trainer<'a> {
+    /// The run `config` on `data` and `device`, from scratch or from `resume`. On the CPU
+    /// a resumed run continues exactly as an uninterrupted one (wall times aside; GPU
+    /// kernels need not be deterministic): weights, BatchNorm statistics, momentum and
+    /// the warm-up's state come from the checkpoint, and the batch order, augmentation
+    /// and learning rate depend only on the seed, the epoch and the iteration.
+    ///
+    /// With `gradient_every` > 0, each weighted layer's gradient norm is measured every
+    /// that many iterations, from the gradients the step uses anyway.
+    pub fn new(
+        config: &'a RunConfig,
+        data: &'a Datasets,
+        device: &Device,
+        resume: Option<&Resume>,
+        gradient_every: usize,
+    ) -> Result<Self, TrainError> {
+        let t = &config.train;
+        let per_epoch = batches_per_epoch(data.train.len(), t.batch_size);
+        if per_epoch == 0 {
+            return Err(TrainError::Config(format!(
+                "{}: the training set has {} examples, too few for one batch of {} (a batch needs at least {})",
+                config.label(),
+                data.train.len(),
+                t.batch_size,
+                experiment::MIN_BATCH
+            )));
+        }
+        let varmap = VarMap::new();
+        let net = config.net(data.train.shape);
+        let network = models::build(&net, seeded_var_builder(&varmap, config.seed, device))?;
+        let gradient_layers = match gradient_every {
+            0 => Vec::new(),
+            _ => layer_weights(&net, &varmap)?,
+        };
+        let sgd = Sgd::new(params::trainable(&varmap), t.momentum, t.weight_decay);
+        let mut trainer = Trainer {
+            config,
+            data,
+            device: device.clone(),
+            varmap,
+            network,
+            sgd,
+            warmup: WarmupState::new(t.warmup.clone()),
+            gradient_layers,
+            gradient_every,
+            per_epoch,
+            total_iterations: t.total_iterations(per_epoch),
+            epoch: 0,
+            iteration: 0,
+            wall_before: 0.0,
+            started: Instant::now(),
+        };
+        if let Some(resume) = resume {
+            trainer.restore(resume)?;
+        }
+        Ok(trainer)
     }
-}
 
-impl EpochState<'_> {
+    /// The epochs still to train, in order: `run_epoch` trains the first of them.
+    pub fn remaining_epochs(&self) -> std::ops::RangeInclusive<usize> {
+        self.epoch + 1..=self.config.train.epochs_to_run(self.per_epoch)
+    }
+
+    /// Trains the next epoch and evaluates it; `on_batch` hears after every batch.
+    /// A run given in iterations ends inside its last epoch, which is then evaluated
+    /// and logged like the others.
+    pub fn run_epoch(
+        &mut self,
+        on_batch: &mut dyn FnMut(BatchProgress),
+    ) -> Result<Epoch, TrainError> {
+        let epoch = self.epoch + 1;
+        let batches = self.batches_of(epoch)?;
+        let mut augment_rng =
+            SeededRng::for_stream(self.config.seed, &format!("augment/epoch-{epoch}"));
+        let epoch_lr = self.lr();
+        let mut gradients = Vec::new();
+        let (mut seen, mut wrong, mut loss_sum) = (0usize, 0f64, 0f64);
+        for (b, indices) in batches.iter().enumerate() {
+            let lr = self.lr();
+            match self.step(indices, &mut augment_rng, lr)? {
+                Step::Diverged { loss } => {
+                    let reason = format!(
+                        "training loss {loss} at epoch {epoch}, batch {} (lr {lr:.4})",
+                        b + 1
+                    );
+                    return Ok(Epoch {
+                        end: EpochEnd::Diverged(reason),
+                        gradients,
+                    });
+                }
+                Step::Trained {
+                    loss,
+                    wrong: batch_wrong,
+                    gradients: norms,
+                } => {
+                    gradients.extend(norms);
+                    seen += indices.len();
+                    wrong += batch_wrong;
+                    loss_sum += loss * indices.len() as f64;
+                }
+            }
+            on_batch(BatchProgress {
+                epoch,
+                batch: b + 1,
+                batches: batches.len(),
+                train_error: wrong / seen as f64,
+            });
+        }
+        let (test_error, test_loss) = evaluate(&self.network, &self.data.test, &self.device)?;
+        let validation = match &self.data.validation {
+            Some(v) => Some(evaluate(&self.network, v, &self.device)?),
+            None => None,
+        };
+        self.epoch = epoch;
+        let c = self.config;
+        Ok(Epoch {
+            end: EpochEnd::Trained(MetricRow {
+                experiment: c.experiment.clone(),
+                family: c.family.to_string(),
+                depth: c.depth as u32,
+                seed: c.seed,
+                config_hash: c.hash(),
+                epoch: epoch as u32,
+                train_error: wrong / seen as f64,
+                train_loss: loss_sum / seen as f64,
+                test_error,
+                test_loss,
+                lr: epoch_lr,
+                wall_s: self.wall_before + self.started.elapsed().as_secs_f64(),
+                iteration: Some(self.iteration as u64),
+                val_error: validation.map(|v| v.0),
+                val_loss: validation.map(|v| v.1),
+            }),
+            gradients,
+        })
+    }
+
+    /// One step of SGD on the batch `indices`: forward, loss, backward, update; or,
+    /// when the loss has blown up, nothing but the news.
+    fn step(
+        &mut self,
+        indices: &[usize],
+        augment_rng: &mut SeededRng,
+        lr: f64,
+    ) -> Result<Step, TrainError> {
+        let augment = self.config.augment.as_ref().map(|a| (a, augment_rng));
+        let (xs, ys) = self.data.train.batch(indices, &self.device, augment)?;
+        let logits = self.network.forward_t(&xs, true)?;
+        let loss = candle_nn::loss::cross_entropy(&logits, &ys)?;
+        let loss_value = f64::from(loss.to_scalar::<f32>()?);
+        let bound = self.config.train.max_loss.unwrap_or(DIVERGENCE_LOSS);
+        if !loss_value.is_finite() || loss_value > bound {
+            return Ok(Step::Diverged { loss: loss_value });
+        }
+        let grads = loss.backward()?;
+        let gradients = match self.gradient_every {
+            k if k > 0 && self.iteration.is_multiple_of(k) => {
+                let norms = gradient_norms(&grads, &self.gradient_layers)?;
+                let names = self.gradient_layers.iter().map(|(n, _)| n.clone());
+                Some(GradientNorms {
+                    iteration: self.iteration,
+                    norms: names.zip(norms).collect(),
+                })
+            }
+            _ => None,
+        };
+        self.sgd.step(&grads, lr)?;
+        let wrong = count_wrong(&logits, &ys)?;
+        self.warmup
+            .observe(self.iteration, wrong / indices.len() as f64);
+        self.iteration += 1;
+        Ok(Step::Trained {
+            loss: loss_value,
+            wrong,
+            gradients,
+        })
+    }
+
+    /// The learning rate of the next step: the warm-up's while it lasts, then the
+    /// schedule's.
+    fn lr(&self) -> f64 {
+        self.warmup
+            .lr(self.iteration)
+            .unwrap_or_else(|| self.config.lr_at(self.iteration, self.per_epoch))
+    }
+
+    /// Epoch `epoch`'s batches, cut where the run's iterations end. A metric row stands
+    /// for steps taken: an epoch without one has nothing to report, and is an error.
+    fn batches_of(&self, epoch: usize) -> Result<Vec<Vec<usize>>, TrainError> {
+        let (c, n) = (self.config, self.data.train.len());
+        let mut batches = epoch_batches(n, c.train.batch_size, c.seed, epoch);
+        batches.truncate(self.total_iterations.saturating_sub(self.iteration));
+        if batches.is_empty() {
+            return Err(TrainError::Config(format!(
+                "{}: epoch {epoch} has no batch to train ({n} examples, batch size {}, {} of {} iterations done)",
+                c.label(),
+                c.train.batch_size,
+                self.iteration,
+                self.total_iterations
+            )));
+        }
+        Ok(batches)
+    }
+
+    /// The state after the last finished epoch, copied to the CPU, for a later resume.
     pub fn checkpoint(&self) -> candle_core::Result<Checkpoint> {
         let vars = self.varmap.data().lock().expect("varmap lock poisoned");
         let model = vars
@@ -76,43 +342,50 @@ impl EpochState<'_> {
             build: Some(crate::provenance::build()),
         })
     }
+
+    /// The network as trained so far.
+    pub fn network(&self) -> &Network {
+        &self.network
+    }
+
+    /// Puts a checkpoint's weights, momentum and warm-up state in place, after checking
+    /// that it fits this run.
+    fn restore(&mut self, resume: &Resume) -> Result<(), TrainError> {
+        let (config, checkpoint) = (self.config, &resume.checkpoint);
+        let labelled = |e: TrainError| match e {
+            TrainError::Config(why) => TrainError::Config(format!("{}: {why}", config.label())),
+            other => other,
+        };
+        restore_variables(&self.varmap, &mut self.sgd, checkpoint).map_err(labelled)?;
+        if config.train.warmup.is_some() {
+            self.warmup = WarmupState::from_record(config.train.warmup.clone(), &checkpoint.warmup)
+                .ok_or_else(|| {
+                    TrainError::Config(format!(
+                        "{}: the checkpoint's warm-up record {:?} is not valid (delete the checkpoint to train this run again from the start)",
+                        config.label(),
+                        checkpoint.warmup
+                    ))
+                })?;
+        }
+        check_resume_point(config, checkpoint, &resume.rows, self.per_epoch)?;
+        self.epoch = checkpoint.epoch;
+        self.iteration = checkpoint.iteration;
+        self.wall_before = resume.rows.last().map_or(0.0, |r| r.wall_s);
+        Ok(())
+    }
 }
 
-/// What the trainer reports while it works.
-pub enum Progress<'a> {
-    /// After each mini-batch: 1-based batch, and the epoch's running training error.
-    Batch {
-        epoch: usize,
-        batch: usize,
-        batches: usize,
-        train_error: f64,
-    },
-    /// After each epoch, with its metric row and the state to checkpoint.
-    Epoch {
-        row: &'a MetricRow,
-        state: EpochState<'a>,
-    },
-    /// Each weighted layer's gradient norm (path, norm), before the step of `iteration`
-    /// (0: at initialisation), every `gradient_every` iterations.
-    Gradients {
-        iteration: usize,
-        norms: Vec<(String, f64)>,
-    },
-    /// Training is over: the trained network, for measurements after training.
-    Trained { network: &'a Network },
+/// A deep copy on the CPU (the live tensors keep changing as training goes on, and may
+/// be on a GPU).
+fn snapshot(t: &Tensor) -> candle_core::Result<Tensor> {
+    if t.device().is_cpu() {
+        t.copy()
+    } else {
+        t.to_device(&Device::Cpu)
+    }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    Done(Vec<MetricRow>),
-    /// The loss became NaN, infinite or larger than `DIVERGENCE_LOSS`; the rows of the
-    /// epochs that finished before are kept.
-    Diverged {
-        rows: Vec<MetricRow>,
-        reason: String,
-    },
-}
-
+/// The network of `config` on images of `shape`, its parameters in `varmap`.
 pub fn build_model(
     config: &RunConfig,
     shape: [usize; 3],
@@ -124,7 +397,11 @@ pub fn build_model(
 }
 
 /// Puts a checkpoint's tensors into a freshly built model's variables.
-fn restore(varmap: &VarMap, sgd: &mut Sgd, checkpoint: &Checkpoint) -> Result<(), TrainError> {
+fn restore_variables(
+    varmap: &VarMap,
+    sgd: &mut Sgd,
+    checkpoint: &Checkpoint,
+) -> Result<(), TrainError> {
     let vars = varmap.data().lock().expect("varmap lock poisoned");
     let mismatch = |what: String| {
         TrainError::Config(format!(
@@ -154,169 +431,6 @@ fn restore(varmap: &VarMap, sgd: &mut Sgd, checkpoint: &Checkpoint) -> Result<()
     }
     sgd.restore_buffers(&checkpoint.momentum)?;
     Ok(())
-}
-
-/// Trains `config` from scratch, or from `resume`; on the CPU the metrics of a resumed
-/// run are identical to an uninterrupted one's (wall times aside; GPU kernels need not
-/// be deterministic): weights, BatchNorm statistics,
-/// momentum and the warm-up's state come from the checkpoint, and the batch order,
-/// augmentation and learning rate depend only on the seed, the epoch and the iteration.
-///
-/// The run lasts `train.epochs` epochs or `train.iterations` steps; an iteration-based
-/// run ends inside its last epoch, which is then evaluated and logged like the others.
-///
-/// With `gradient_every` > 0, reports each weighted layer's gradient norm every that many
-/// iterations (`Progress::Gradients`); it reads the gradients the step uses anyway.
-/// An error from `on_progress` (a result that could not be written) ends the run there.
-pub fn train(
-    config: &RunConfig,
-    data: &Datasets,
-    device: &Device,
-    resume: Option<Resume>,
-    gradient_every: usize,
-    on_progress: &mut dyn FnMut(Progress) -> Result<(), TrainError>,
-) -> Result<Outcome, TrainError> {
-    let varmap = VarMap::new();
-    let net = config.net(data.train.shape);
-    let model = models::build(&net, seeded_var_builder(&varmap, config.seed, device))?;
-    let layers = if gradient_every > 0 {
-        crate::gradient_flow::layer_weights(&net, &varmap)?
-    } else {
-        Vec::new()
-    };
-    let t = &config.train;
-    let per_epoch = batches_per_epoch(data.train.len(), t.batch_size);
-    if per_epoch == 0 {
-        return Err(TrainError::Config(format!(
-            "{}: the training set has {} examples, too few for one batch of {} (a batch needs at least {})",
-            config.label(),
-            data.train.len(),
-            t.batch_size,
-            experiment::MIN_BATCH
-        )));
-    }
-    let total_iterations = t.total_iterations(per_epoch);
-    let mut sgd = Sgd::new(params::trainable(&varmap), t.momentum, t.weight_decay);
-    let mut warmup = WarmupState::new(t.warmup.clone());
-    let (mut rows, first_epoch, mut iteration) = match resume {
-        Some(Resume { checkpoint, rows }) => {
-            restore(&varmap, &mut sgd, &checkpoint).map_err(|e| match e {
-                TrainError::Config(why) => TrainError::Config(format!("{}: {why}", config.label())),
-                other => other,
-            })?;
-            if t.warmup.is_some() {
-                warmup = WarmupState::from_record(t.warmup.clone(), &checkpoint.warmup)
-                    .ok_or_else(|| {
-                        TrainError::Config(format!(
-                            "{}: the checkpoint's warm-up record {:?} is not valid (delete the checkpoint to train this run again from the start)",
-                            config.label(),
-                            checkpoint.warmup
-                        ))
-                    })?;
-            }
-            check_resume_point(config, &checkpoint, &rows, per_epoch)?;
-            (rows, checkpoint.epoch + 1, checkpoint.iteration)
-        }
-        None => (Vec::new(), 1, 0),
-    };
-    // Wall time continues from where the interrupted run stopped.
-    let wall_before = rows.last().map_or(0.0, |r: &MetricRow| r.wall_s);
-    let started = Instant::now();
-    let lr_at = |warmup: &WarmupState, iteration: usize| {
-        warmup
-            .lr(iteration)
-            .unwrap_or_else(|| config.lr_at(iteration, per_epoch))
-    };
-
-    for epoch in first_epoch..=t.epochs_to_run(per_epoch) {
-        let mut batches = epoch_batches(data.train.len(), t.batch_size, config.seed, epoch);
-        batches.truncate(total_iterations.saturating_sub(iteration));
-        // A metric row stands for steps taken: an epoch without one has nothing to report.
-        if batches.is_empty() {
-            return Err(TrainError::Config(format!(
-                "{}: epoch {epoch} has no batch to train ({} examples, batch size {}, {iteration} of {total_iterations} iterations done)",
-                config.label(),
-                data.train.len(),
-                t.batch_size
-            )));
-        }
-        let mut augment_rng = SeededRng::for_stream(config.seed, &format!("augment/epoch-{epoch}"));
-        let epoch_lr = lr_at(&warmup, iteration);
-        let (mut seen, mut wrong, mut loss_sum) = (0usize, 0f64, 0f64);
-        for (b, indices) in batches.iter().enumerate() {
-            let lr = lr_at(&warmup, iteration);
-            let augment = config.augment.as_ref().map(|a| (a, &mut augment_rng));
-            let (xs, ys) = data.train.batch(indices, device, augment)?;
-            let logits = model.forward_t(&xs, true)?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &ys)?;
-            let loss_value = f64::from(loss.to_scalar::<f32>()?);
-            if !loss_value.is_finite() || loss_value > t.max_loss.unwrap_or(DIVERGENCE_LOSS) {
-                let reason = format!(
-                    "training loss {loss_value} at epoch {epoch}, batch {} (lr {lr:.4})",
-                    b + 1
-                );
-                return Ok(Outcome::Diverged { rows, reason });
-            }
-            let grads = loss.backward()?;
-            if gradient_every > 0 && iteration.is_multiple_of(gradient_every) {
-                let norms = crate::gradient_flow::gradient_norms(&grads, &layers)?;
-                on_progress(Progress::Gradients {
-                    iteration,
-                    norms: layers.iter().map(|(n, _)| n.clone()).zip(norms).collect(),
-                })?;
-            }
-            sgd.step(&grads, lr)?;
-
-            let batch_wrong = count_wrong(&logits, &ys)?;
-            warmup.observe(iteration, batch_wrong / indices.len() as f64);
-            iteration += 1;
-            seen += indices.len();
-            wrong += batch_wrong;
-            loss_sum += loss_value * indices.len() as f64;
-            on_progress(Progress::Batch {
-                epoch,
-                batch: b + 1,
-                batches: batches.len(),
-                train_error: wrong / seen as f64,
-            })?;
-        }
-        let (test_error, test_loss) = evaluate(&model, &data.test, device)?;
-        let validation = data
-            .validation
-            .as_ref()
-            .map(|v| evaluate(&model, v, device))
-            .transpose()?;
-        let row = MetricRow {
-            experiment: config.experiment.clone(),
-            family: config.family.to_string(),
-            depth: config.depth as u32,
-            seed: config.seed,
-            config_hash: config.hash(),
-            epoch: epoch as u32,
-            train_error: wrong / seen as f64,
-            train_loss: loss_sum / seen as f64,
-            test_error,
-            test_loss,
-            lr: epoch_lr,
-            wall_s: wall_before + started.elapsed().as_secs_f64(),
-            iteration: Some(iteration as u64),
-            val_error: validation.map(|v| v.0),
-            val_loss: validation.map(|v| v.1),
-        };
-        on_progress(Progress::Epoch {
-            row: &row,
-            state: EpochState {
-                varmap: &varmap,
-                sgd: &sgd,
-                warmup: &warmup,
-                epoch,
-                iteration,
-            },
-        })?;
-        rows.push(row);
-    }
-    on_progress(Progress::Trained { network: &model })?;
-    Ok(Outcome::Done(rows))
 }
 
 /// A checkpoint fits this run only where this run's own iteration arithmetic would have
@@ -365,31 +479,6 @@ fn check_resume_point(
             checkpoint.iteration
         ))),
     }
-}
-
-fn count_wrong(logits: &Tensor, labels: &Tensor) -> candle_core::Result<f64> {
-    let predicted = logits.argmax(1)?;
-    let wrong = predicted.ne(labels)?.to_dtype(DType::F32)?.sum_all()?;
-    Ok(f64::from(wrong.to_scalar::<f32>()?))
-}
-
-/// Error rate and mean loss over `rows`, BatchNorm in evaluation mode.
-pub fn evaluate(
-    model: &impl ModuleT,
-    rows: &Rows,
-    device: &Device,
-) -> candle_core::Result<(f64, f64)> {
-    let (mut wrong, mut loss_sum) = (0f64, 0f64);
-    let all: Vec<usize> = (0..rows.len()).collect();
-    for chunk in all.chunks(EVAL_CHUNK) {
-        let (xs, ys) = rows.batch(chunk, device, None)?;
-        let logits = model.forward_t(&xs, false)?;
-        let loss = candle_nn::loss::cross_entropy(&logits, &ys)?;
-        loss_sum += f64::from(loss.to_scalar::<f32>()?) * chunk.len() as f64;
-        wrong += count_wrong(&logits, &ys)?;
-    }
-    let n = rows.len().max(1) as f64;
-    Ok((wrong / n, loss_sum / n))
 }
 
 #[cfg(test)]
@@ -466,21 +555,58 @@ mod tests {
         }
     }
 
-    #[test]
-    fn learns_a_toy_problem_and_reports_every_epoch() {
-        let data = toy(512, 256);
-        let mut epochs_seen = 0;
-        let outcome = train(&config(0.1), &data, &Device::Cpu, None, 0, &mut |p| {
-            if let Progress::Epoch { .. } = p {
-                epochs_seen += 1
-            }
-            Ok(())
-        })
-        .unwrap();
-        let Outcome::Done(rows) = outcome else {
-            panic!("diverged: {outcome:?}")
+    /// A test's run, trained as the worker trains one: its rows (with those it resumed
+    /// after), a checkpoint after each epoch it trained, the gradient norms, and why it
+    /// diverged if it did.
+    #[derive(Debug)]
+    struct Run {
+        rows: Vec<MetricRow>,
+        checkpoints: Vec<Checkpoint>,
+        gradients: Vec<GradientNorms>,
+        diverged: Option<String>,
+    }
+
+    fn run(
+        cfg: &RunConfig,
+        data: &Datasets,
+        resume: Option<Resume>,
+        gradient_every: usize,
+    ) -> Result<Run, TrainError> {
+        let mut trainer = Trainer::new(cfg, data, &Device::Cpu, resume.as_ref(), gradient_every)?;
+        let mut run = Run {
+            rows: resume.map(|r| r.rows).unwrap_or_default(),
+            checkpoints: Vec::new(),
+            gradients: Vec::new(),
+            diverged: None,
         };
-        assert_eq!(epochs_seen, 3);
+        for _ in trainer.remaining_epochs() {
+            let epoch = trainer.run_epoch(&mut |_| {})?;
+            run.gradients.extend(epoch.gradients);
+            match epoch.end {
+                EpochEnd::Trained(row) => {
+                    run.rows.push(row);
+                    run.checkpoints.push(trainer.checkpoint()?);
+                }
+                EpochEnd::Diverged(why) => {
+                    run.diverged = Some(why);
+                    break;
+                }
+            }
+        }
+        Ok(run)
+    }
+
+    /// The rows of a run that must not diverge.
+    fn rows_of(cfg: &RunConfig, data: &Datasets, resume: Option<Resume>) -> Vec<MetricRow> {
+        let run = run(cfg, data, resume, 0).unwrap();
+        assert_eq!(run.diverged, None);
+        run.rows
+    }
+
+    #[test]
+    fn learns_a_toy_problem_one_epoch_at_a_time() {
+        let data = toy(512, 256);
+        let rows = rows_of(&config(0.1), &data, None);
         assert_eq!(
             rows.iter().map(|r| r.epoch).collect::<Vec<_>>(),
             vec![1, 2, 3]
@@ -494,21 +620,37 @@ mod tests {
     #[test]
     fn same_seed_gives_bit_identical_metrics() {
         let data = toy(256, 64);
-        let run =
-            || match train(&config(0.1), &data, &Device::Cpu, None, 0, &mut |_| Ok(())).unwrap() {
-                Outcome::Done(rows) => rows
-                    .into_iter()
-                    .map(|r| {
-                        (
-                            r.train_error.to_bits(),
-                            r.train_loss.to_bits(),
-                            r.test_loss.to_bits(),
-                        )
-                    })
-                    .collect::<Vec<_>>(),
-                other => panic!("{other:?}"),
-            };
-        assert_eq!(run(), run());
+        let bits = || {
+            rows_of(&config(0.1), &data, None)
+                .into_iter()
+                .map(|r| {
+                    (
+                        r.train_error.to_bits(),
+                        r.train_loss.to_bits(),
+                        r.test_loss.to_bits(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(bits(), bits());
+    }
+
+    /// The batch observer hears every batch of an epoch in order, and the checkpoint
+    /// after an epoch is at that epoch's end.
+    #[test]
+    fn each_epoch_reports_its_batches_and_ends_at_a_checkpoint() {
+        let (cfg, data) = (config(0.1), toy(256, 64));
+        let mut trainer = Trainer::new(&cfg, &data, &Device::Cpu, None, 0).unwrap();
+        assert_eq!(trainer.remaining_epochs(), 1..=3);
+        let mut heard = Vec::new();
+        let epoch = trainer
+            .run_epoch(&mut |b| heard.push((b.epoch, b.batch, b.batches)))
+            .unwrap();
+        assert_eq!(heard, (1..=8).map(|b| (1, b, 8)).collect::<Vec<_>>());
+        assert!(matches!(epoch.end, EpochEnd::Trained(ref r) if r.epoch == 1));
+        let checkpoint = trainer.checkpoint().unwrap();
+        assert_eq!((checkpoint.epoch, checkpoint.iteration), (1, 8));
+        assert_eq!(trainer.remaining_epochs(), 2..=3);
     }
 
     fn without_wall_time(rows: &[MetricRow]) -> Vec<MetricRow> {
@@ -521,38 +663,24 @@ mod tests {
     /// Trains `cfg` straight through, then again from every epoch's checkpoint (through
     /// its file, as a killed worker would leave it); all must give the same rows.
     fn assert_resume_is_exact(cfg: &RunConfig, data: &Datasets) -> Vec<MetricRow> {
-        let mut checkpoints = Vec::new();
-        let straight = match train(cfg, data, &Device::Cpu, None, 0, &mut |p| {
-            if let Progress::Epoch { row, state } = p {
-                checkpoints.push((row.clone(), state.checkpoint().unwrap()));
-            }
-            Ok(())
-        })
-        .unwrap()
-        {
-            Outcome::Done(rows) => rows,
-            other => panic!("{other:?}"),
-        };
-        for stop in 1..straight.len() {
+        let straight = run(cfg, data, None, 0).unwrap();
+        assert_eq!(straight.diverged, None);
+        for stop in 1..straight.rows.len() {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("checkpoint.safetensors");
-            checkpoints[stop - 1].1.save(&path).unwrap();
+            straight.checkpoints[stop - 1].save(&path).unwrap();
             let resume = Resume {
                 checkpoint: Checkpoint::load(&path).unwrap(),
-                rows: checkpoints[..stop].iter().map(|(r, _)| r.clone()).collect(),
+                rows: straight.rows[..stop].to_vec(),
             };
-            let resumed =
-                match train(cfg, data, &Device::Cpu, Some(resume), 0, &mut |_| Ok(())).unwrap() {
-                    Outcome::Done(rows) => rows,
-                    other => panic!("{other:?}"),
-                };
+            let resumed = rows_of(cfg, data, Some(resume));
             assert_eq!(
                 without_wall_time(&resumed),
-                without_wall_time(&straight),
+                without_wall_time(&straight.rows),
                 "stopped after epoch {stop}"
             );
         }
-        straight
+        straight.rows
     }
 
     #[test]
@@ -613,38 +741,25 @@ mod tests {
         // Augmentation is drawn from the seed: another seed gives other numbers.
         let mut other = cfg.clone();
         other.seed += 1;
-        let Outcome::Done(other_rows) =
-            train(&other, &data, &Device::Cpu, None, 0, &mut |_| Ok(())).unwrap()
-        else {
-            panic!()
-        };
+        let other_rows = rows_of(&other, &data, None);
         assert_ne!(without_wall_time(&other_rows), without_wall_time(&rows));
     }
 
     #[test]
     fn gradient_norms_are_reported_every_k_iterations_without_changing_the_run() {
         let data = toy(256, 64);
-        let mut logged = Vec::new();
-        let with = train(&config(0.1), &data, &Device::Cpu, None, 10, &mut |p| {
-            if let Progress::Gradients { iteration, norms } = p {
-                assert_eq!(norms.len(), 4, "input, two block layers, classifier");
-                // The toy net is zero-initialised: its block gets no gradient at first.
-                assert!(norms.iter().all(|(_, n)| n.is_finite() && *n >= 0.0));
-                assert!(iteration == 0 || norms.iter().all(|(_, n)| *n > 0.0));
-                logged.push(iteration);
-            }
-            Ok(())
-        })
-        .unwrap();
-        // 8 iterations per epoch, 3 epochs: 0, 10, 20.
-        assert_eq!(logged, [0, 10, 20]);
-        let without = train(&config(0.1), &data, &Device::Cpu, None, 0, &mut |_| Ok(())).unwrap();
-        match (with, without) {
-            (Outcome::Done(a), Outcome::Done(b)) => {
-                assert_eq!(without_wall_time(&a), without_wall_time(&b))
-            }
-            other => panic!("{other:?}"),
+        let with = run(&config(0.1), &data, None, 10).unwrap();
+        for GradientNorms { iteration, norms } in &with.gradients {
+            assert_eq!(norms.len(), 4, "input, two block layers, classifier");
+            // The toy net is zero-initialised: its block gets no gradient at first.
+            assert!(norms.iter().all(|(_, n)| n.is_finite() && *n >= 0.0));
+            assert!(*iteration == 0 || norms.iter().all(|(_, n)| *n > 0.0));
         }
+        // 8 iterations per epoch, 3 epochs: 0, 10, 20.
+        let logged: Vec<usize> = with.gradients.iter().map(|g| g.iteration).collect();
+        assert_eq!(logged, [0, 10, 20]);
+        let without = rows_of(&config(0.1), &data, None);
+        assert_eq!(without_wall_time(&with.rows), without_wall_time(&without));
     }
 
     #[test]
@@ -669,25 +784,17 @@ mod tests {
     #[test]
     fn a_checkpoint_of_another_model_is_rejected() {
         let data = toy(64, 16);
-        let mut saved = None;
-        train(&config(0.1), &data, &Device::Cpu, None, 0, &mut |p| {
-            if let Progress::Epoch { state, .. } = p {
-                saved.get_or_insert(state.checkpoint().unwrap());
-            }
-            Ok(())
-        })
-        .unwrap();
+        let saved = run(&config(0.1), &data, None, 0)
+            .unwrap()
+            .checkpoints
+            .remove(0);
         let mut deeper = config(0.1);
         deeper.depth = 6;
         let resume = Resume {
-            checkpoint: saved.unwrap(),
+            checkpoint: saved,
             rows: Vec::new(),
         };
-        let e = train(&deeper, &data, &Device::Cpu, Some(resume), 0, &mut |_| {
-            Ok(())
-        })
-        .err()
-        .unwrap();
+        let e = run(&deeper, &data, Some(resume), 0).err().unwrap();
         assert!(e.to_string().contains("does not fit"), "{e}");
     }
 
@@ -697,29 +804,14 @@ mod tests {
     #[test]
     fn a_checkpoint_from_another_batch_count_is_refused_not_resumed() {
         let cfg = config(0.1);
-        let mut saved = None;
-        train(&cfg, &toy(256, 64), &Device::Cpu, None, 0, &mut |p| {
-            if let Progress::Epoch { row, state } = p {
-                saved.get_or_insert((row.clone(), state.checkpoint().unwrap()));
-            }
-            Ok(())
-        })
-        .unwrap();
-        let (row, checkpoint) = saved.unwrap();
+        let mut first = run(&cfg, &toy(256, 64), None, 0).unwrap();
+        let checkpoint = first.checkpoints.remove(0);
         assert_eq!((checkpoint.epoch, checkpoint.iteration), (1, 8));
         let resume = Resume {
             checkpoint,
-            rows: vec![row],
+            rows: vec![first.rows.remove(0)],
         };
-        let e = train(
-            &cfg,
-            &toy(128, 64),
-            &Device::Cpu,
-            Some(resume),
-            0,
-            &mut |_| Ok(()),
-        )
-        .expect_err("refused");
+        let e = run(&cfg, &toy(128, 64), Some(resume), 0).expect_err("refused");
         let msg = e.to_string();
         assert!(
             msg.contains("iteration 8") && msg.contains("reaches iteration 4"),
@@ -731,36 +823,8 @@ mod tests {
     fn a_batch_size_that_trains_nothing_is_an_error_not_a_run() {
         let mut cfg = config(0.1);
         cfg.train.batch_size = 1;
-        let e =
-            train(&cfg, &toy(64, 16), &Device::Cpu, None, 0, &mut |_| Ok(())).expect_err("no run");
+        let e = run(&cfg, &toy(64, 16), None, 0).expect_err("no run");
         assert!(e.to_string().contains("too few for one batch"), "{e}");
-    }
-
-    /// A report that cannot be kept (a metrics or checkpoint write that failed) stops
-    /// the run there: no epoch is trained that could not be saved.
-    #[test]
-    fn an_error_while_reporting_an_epoch_stops_training_at_once() {
-        let mut epochs = 0;
-        let e = train(
-            &config(0.1),
-            &toy(256, 64),
-            &Device::Cpu,
-            None,
-            0,
-            &mut |p| {
-                if let Progress::Epoch { .. } = p {
-                    epochs += 1;
-                    return Err(TrainError::Config("disk full".into()));
-                }
-                Ok(())
-            },
-        )
-        .expect_err("the error comes back");
-        assert_eq!(
-            (epochs, e.to_string().contains("disk full")),
-            (1, true),
-            "{e}"
-        );
     }
 
     #[test]
@@ -768,15 +832,12 @@ mod tests {
         let data = toy(64, 16);
         let mut cfg = config(0.1);
         cfg.train.max_loss = Some(0.01); // below any first-batch loss
-        match train(&cfg, &data, &Device::Cpu, None, 0, &mut |_| Ok(())).unwrap() {
-            Outcome::Diverged { rows, reason } => {
-                assert!(
-                    rows.is_empty() && reason.contains("epoch 1, batch 1"),
-                    "{reason}"
-                )
-            }
-            other => panic!("expected divergence, got {other:?}"),
-        }
+        let diverged = run(&cfg, &data, None, 0).unwrap();
+        let reason = diverged.diverged.expect("divergence");
+        assert!(
+            diverged.rows.is_empty() && reason.contains("epoch 1, batch 1"),
+            "{reason}"
+        );
     }
 
     #[test]
@@ -785,11 +846,10 @@ mod tests {
         let mut cfg = config(1e9);
         cfg.family = Family::Plain;
         cfg.zero_init_residual = false;
-        match train(&cfg, &data, &Device::Cpu, None, 0, &mut |_| Ok(())).unwrap() {
-            Outcome::Diverged { reason, .. } => {
-                assert!(reason.contains("training loss"), "{reason}")
-            }
-            other => panic!("expected divergence, got {other:?}"),
-        }
+        let reason = run(&cfg, &data, None, 0)
+            .unwrap()
+            .diverged
+            .expect("divergence");
+        assert!(reason.contains("training loss"), "{reason}");
     }
 }

@@ -7,7 +7,7 @@ use crate::batches::Standardiser;
 use crate::checkpoint::Checkpoint;
 use crate::error::TrainError;
 use crate::provenance;
-use crate::train::{train, Datasets, Outcome, Progress, Resume};
+use crate::train::{Datasets, EpochEnd, Resume, Trainer};
 use candle_core::Device;
 use experiment::{ComputeDevice, Diagnostics, RunConfig};
 use results::{
@@ -137,7 +137,7 @@ pub fn run_worker(
         .and_then(|outcome| {
             // A done run's last checkpoint is its final weights: in place before the run
             // is marked done, so that a done run of such an experiment always has them.
-            if matches!(outcome, Outcome::Done(_)) && keep_final_weights {
+            if matches!(outcome, Outcome::Done) && keep_final_weights {
                 let io = |source| results::ResultsError::Io {
                     path: dir.path.join("final.safetensors"),
                     source,
@@ -151,7 +151,7 @@ pub fn run_worker(
     meta.ended_at = Some(now_utc());
     meta.wall_s = Some(started.elapsed().as_secs_f64());
     let status = match &result {
-        Ok(Outcome::Done(_)) => RunStatus::Done,
+        Ok(Outcome::Done) => RunStatus::Done,
         Ok(Outcome::Diverged { reason, .. }) => {
             meta.error = Some(reason.clone());
             RunStatus::Diverged
@@ -172,6 +172,15 @@ pub fn run_worker(
         message: meta.error.clone(),
     });
     result.map(|_| status)
+}
+
+/// How training a run directory ended.
+enum Outcome {
+    Done,
+    /// The metrics of the epochs before it are kept.
+    Diverged {
+        reason: String,
+    },
 }
 
 fn train_in_dir(
@@ -230,65 +239,59 @@ fn train_in_dir(
             .collect(),
         _ => Vec::new(),
     };
-    let gradient_every = diagnostics.gradient_every;
-    train(
+    let mut trainer = Trainer::new(
         config,
         &data,
         device,
-        resume,
-        gradient_every,
-        &mut |p| match p {
-            Progress::Gradients { iteration, norms } => {
-                gradients.extend(norms.into_iter().enumerate().map(|(i, (name, norm))| {
-                    GradientRow {
-                        iteration: iteration as u64,
-                        layer: i as u32 + 1,
-                        name,
-                        grad_norm: norm,
-                    }
-                }));
-                Ok(())
-            }
-            Progress::Trained { network } => {
-                after_training(dir, &key, network, &data, device, diagnostics)
-            }
-            Progress::Batch {
-                epoch,
-                batch,
-                batches,
-                train_error,
-            } => {
-                if batch % BATCH_EVENT_EVERY == 0 || batch == batches {
-                    emit(&WorkerEvent::Batch {
-                        epoch,
-                        batch,
-                        train_error,
-                    });
-                }
-                Ok(())
-            }
-            Progress::Epoch { row, state } => {
-                rows.push(row.clone());
-                // Persist every finished epoch, so a crash loses at most the epoch in flight:
-                // metrics first, then the checkpoint, so a checkpoint never runs ahead of them.
-                write_metrics(&dir.metrics_path(), &rows)?;
-                if !gradients.is_empty() {
-                    write_gradients(&dir.gradients_path(), &key, &gradients)?;
-                }
-                state
-                    .checkpoint()?
-                    .save(&dir.checkpoint_path())
-                    .map_err(|e| TrainError::Config(e.to_string()))?;
-                emit(&WorkerEvent::Epoch {
-                    epoch: row.epoch as usize,
-                    train_error: row.train_error,
-                    test_error: row.test_error,
-                    wall_s: row.wall_s,
+        resume.as_ref(),
+        diagnostics.gradient_every,
+    )?;
+    for _ in trainer.remaining_epochs() {
+        let epoch = trainer.run_epoch(&mut |b| {
+            if b.batch % BATCH_EVENT_EVERY == 0 || b.batch == b.batches {
+                emit(&WorkerEvent::Batch {
+                    epoch: b.epoch,
+                    batch: b.batch,
+                    train_error: b.train_error,
                 });
-                Ok(())
             }
-        },
-    )
+        })?;
+        gradients.extend(epoch.gradients.into_iter().flat_map(|g| {
+            g.norms
+                .into_iter()
+                .enumerate()
+                .map(move |(i, (name, norm))| GradientRow {
+                    iteration: g.iteration as u64,
+                    layer: i as u32 + 1,
+                    name,
+                    grad_norm: norm,
+                })
+        }));
+        let row = match epoch.end {
+            EpochEnd::Trained(row) => row,
+            EpochEnd::Diverged(reason) => return Ok(Outcome::Diverged { reason }),
+        };
+        // Every finished epoch is on disk before the next starts, so a crash loses at
+        // most the epoch in flight: metrics first, then the checkpoint, so that a
+        // checkpoint never runs ahead of them.
+        rows.push(row.clone());
+        write_metrics(&dir.metrics_path(), &rows)?;
+        if !gradients.is_empty() {
+            write_gradients(&dir.gradients_path(), &key, &gradients)?;
+        }
+        trainer
+            .checkpoint()?
+            .save(&dir.checkpoint_path())
+            .map_err(|e| TrainError::Config(e.to_string()))?;
+        emit(&WorkerEvent::Epoch {
+            epoch: row.epoch as usize,
+            train_error: row.train_error,
+            test_error: row.test_error,
+            wall_s: row.wall_s,
+        });
+    }
+    after_training(dir, &key, trainer.network(), &data, device, diagnostics)?;
+    Ok(Outcome::Done)
 }
 
 /// The Candle device for a choice; CUDA needs a build with the `cuda` feature.
@@ -418,7 +421,6 @@ fn resume_point(dir: &RunDir) -> Result<Option<Resume>, TrainError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::Checkpoint;
     use crate::test_data::{tiny_dataset, TINY_MLP};
 
     /// A run directory, with its config, of the tiny experiment's run made two epochs
@@ -460,6 +462,21 @@ mod tests {
         assert!(meta.error.unwrap().contains("final.safetensors"));
     }
 
+    /// A metric row that cannot be written stops the run at that epoch: it fails, and
+    /// no checkpoint runs ahead of metrics that are not on disk.
+    #[test]
+    fn a_failed_write_stops_the_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (_, dir) = run_dir(tmp.path());
+        std::fs::create_dir_all(dir.metrics_path().join("in-the-way")).unwrap();
+        let outcome = work(tmp.path(), &dir, false);
+        assert!(outcome.is_err(), "{outcome:?}");
+        let meta = dir.read_meta().unwrap();
+        assert_eq!(meta.status, RunStatus::Failed);
+        assert!(meta.error.unwrap().contains("metrics.parquet"));
+        assert!(!dir.checkpoint_path().exists());
+    }
+
     /// A run interrupted under one build and finished under another is done, and says
     /// so: its meta names the checkpoint's build, and the provenance lines show it.
     #[test]
@@ -468,15 +485,11 @@ mod tests {
         let (config, dir) = run_dir(tmp.path());
         // What a worker of another build left after epoch 1.
         let data = load_datasets(&config, tmp.path()).unwrap();
-        let mut first: Option<(MetricRow, Checkpoint)> = None;
-        train(&config, &data, &Device::Cpu, None, 0, &mut |p| {
-            if let Progress::Epoch { row, state } = p {
-                first.get_or_insert((row.clone(), state.checkpoint()?));
-            }
-            Ok(())
-        })
-        .unwrap();
-        let (row, mut checkpoint) = first.unwrap();
+        let mut trainer = Trainer::new(&config, &data, &Device::Cpu, None, 0).unwrap();
+        let EpochEnd::Trained(row) = trainer.run_epoch(&mut |_| {}).unwrap().end else {
+            panic!("diverged")
+        };
+        let mut checkpoint = trainer.checkpoint().unwrap();
         let older = results::Build {
             commit: Some("0".repeat(40)),
             ..provenance::build()
