@@ -328,8 +328,8 @@ mod tests {
 
     #[test]
     fn a_config_from_before_the_new_options_keeps_its_hash() {
-        // The JSON of an MLP run as version 0.1 wrote it (issue 2): the new optional
-        // fields must not change it, or every finished run would train again.
+        // The JSON of an MLP run as the first release wrote it: optional fields added since
+        // must not change its hash, or every finished run would train again.
         let old = r#"{"experiment":"t","dataset":"fashion-mnist","train_limit":null,"test_limit":null,"arch":"mlp","family":"plain","depth":4,"width":8,"zero_init_residual":true,"seed":0,"train":{"epochs":4,"batch_size":2,"lr":0.1,"momentum":0.9,"weight_decay":0.0,"schedule":"cosine"}}"#;
         let c = config(Schedule::Cosine);
         assert_eq!(serde_json::to_string(&c).unwrap(), old);

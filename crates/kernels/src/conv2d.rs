@@ -307,7 +307,7 @@ mod tests {
     use crate::test_support::{assert_grads_match, rel_err};
     use candle_core::{DType, Device, Var};
 
-    /// Every geometry the issue names: stride 1 and 2, padding 0 and 1, kernels 1x1 and
+    /// Every geometry the nets use and then some: stride 1 and 2, padding 0 and 1, kernels 1x1 and
     /// 3x3, input channels 1, 3, 16 and 64; odd and even sides. Within 1e-4 of Candle's
     /// own `conv2d`, forward and both gradients.
     #[test]

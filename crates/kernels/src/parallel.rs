@@ -1,12 +1,12 @@
 //! How the kernels split their work between the compute threads.
 //!
 //! They run on Candle's own CPU thread pool (`candle_core::utils::barrier_pool`): the
-//! calling thread plus `CANDLE_NUM_THREADS - 1` workers. An earlier version used rayon's
-//! global pool, which made two pools of busy threads on a machine with two cores: after
-//! each of our ops rayon's workers kept spinning while Candle's own worker spun after
-//! each of Candle's ops, and each took cycles the other pool was computing with (6 % of a
-//! two-thread step was Candle's worker spinning). With one pool the threads that compute
-//! are the threads that wait.
+//! calling thread plus `CANDLE_NUM_THREADS - 1` workers. A pool of our own (rayon's
+//! global one) would make two pools of busy threads on a machine with two cores: after
+//! each of our ops its workers keep spinning while Candle's own worker spins after each
+//! of Candle's ops, and each takes cycles the other pool is computing with (measured: 6 %
+//! of a two-thread step was Candle's worker spinning). With one pool the threads that
+//! compute are the threads that wait.
 //!
 //! A batch is cut into tasks of a fixed number of images, and each thread takes the
 //! next task when it is free: on a shared machine one thread is often slower, and with
@@ -134,9 +134,8 @@ pub(super) fn map_image_chunks<T: Send>(
     f: impl Fn(Range<usize>) -> T + Sync,
 ) -> Vec<T> {
     // Below the parallel size, one task: the sums come out as one pass over the batch
-    // gives them, as before tasks existed (an MLP's batch norm, whose training results
-    // stay those of earlier versions). The choice depends on sizes only, never on the
-    // thread count.
+    // gives them (an MLP's batch norm: its runs' numbers stay those of finished runs).
+    // The choice depends on sizes only, never on the thread count.
     if values < PARALLEL_MIN_VALUES {
         return vec![f(0..images)];
     }

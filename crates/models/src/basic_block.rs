@@ -2,7 +2,7 @@
 //! the shortcut added, then ReLU. The plain twin is the same block without the addition.
 
 use crate::conv_layer::{conv_layer, ConvLayer, ConvShape};
-use crate::probe::{two_layer_block, BlockEnd, Probe};
+use crate::probe::{LayerEnd, Probe};
 use crate::shortcut::{shortcut, Shortcut};
 use candle_core::{Result, Tensor};
 use candle_nn::{ModuleT, VarBuilder};
@@ -77,7 +77,10 @@ pub fn basic_block(
 }
 
 impl BasicBlock {
-    /// The forward pass; `name` is the block's path, for the recorded responses.
+    /// The paper's block: conv, BN, ReLU, conv, BN, add the shortcut (residual nets
+    /// only), ReLU. Each conv-BN pair is a `ConvLayer`, whose batch norm fuses what
+    /// follows it; `probe` may record each layer's response under the block's path
+    /// `name` (`<name>.first`, `<name>.second`).
     pub fn forward_probe(
         &self,
         xs: &Tensor,
@@ -85,14 +88,18 @@ impl BasicBlock {
         name: &str,
         probe: &mut Probe,
     ) -> Result<Tensor> {
-        let layers = [&self.first, &self.second];
-        match &self.shortcut {
-            Some(shortcut) => {
-                let s = shortcut.forward_t(xs, train)?;
-                two_layer_block(layers, xs, train, BlockEnd::AddRelu(&s), name, probe)
-            }
-            None => two_layer_block(layers, xs, train, BlockEnd::Relu, name, probe),
-        }
+        let shortcut = match &self.shortcut {
+            Some(shortcut) => Some(shortcut.forward_t(xs, train)?),
+            None => None,
+        };
+        let first = probe.watch(|| format!("{name}.first"));
+        let h = first.layer_then(&self.first, xs, train, LayerEnd::Relu)?;
+        let end = match &shortcut {
+            Some(s) => LayerEnd::AddRelu(s),
+            None => LayerEnd::Relu,
+        };
+        let second = probe.watch(|| format!("{name}.second"));
+        second.layer_then(&self.second, &h, train, end)
     }
 
     /// Whether the block can be deleted: a residual block leaves its shortcut, a plain

@@ -8,7 +8,7 @@ use crate::basic_block::{basic_block, BasicBlock, BlockShape};
 use crate::classifier::{classifier, classifier_summary, Classifier};
 use crate::conv_layer::{conv_layer, ConvLayer, ConvShape};
 use crate::error::ModelError;
-use crate::probe::{layer_then_relu, Probe};
+use crate::probe::{LayerEnd, Probe};
 use crate::shortcut::projection_shape;
 use crate::summary::{ArchSummary, LayerSummary};
 use candle_core::Module;
@@ -64,25 +64,7 @@ fn final_channels(spec: &NetSpec) -> usize {
 pub fn cifar_summary(spec: &NetSpec) -> std::result::Result<ArchSummary, ModelError> {
     let side = spec.input[1];
     let mut layers = Vec::new();
-    let conv = |name: String, shape: ConvShape, side: usize| LayerSummary {
-        name,
-        kind: format!(
-            "conv {k}x{k} {}->{}{} + BN",
-            shape.in_channels,
-            shape.out_channels,
-            if shape.stride > 1 { " /2" } else { "" },
-            k = shape.kernel
-        ),
-        output: vec![shape.out_channels, side, side],
-        params: shape.params(),
-        multiply_adds: shape.out_channels
-            * shape.in_channels
-            * shape.kernel
-            * shape.kernel
-            * side
-            * side,
-        counts_in_depth: shape.kernel == 3,
-    };
+    let conv = |name: String, shape: ConvShape, side: usize| shape.summary_row(name, side);
     let mut side_now = stem_shape(spec).output_side(side);
     layers.push(conv("stem".into(), stem_shape(spec), side_now));
     for (stage, i, shape) in block_shapes(spec)? {
@@ -203,7 +185,8 @@ impl CifarNet {
 
     /// The forward pass, recording responses or deleting a block as `probe` says.
     pub fn forward_probe(&self, xs: &Tensor, train: bool, probe: &mut Probe) -> Result<Tensor> {
-        let mut h = layer_then_relu(&self.stem, xs, train, "stem", probe)?;
+        let stem = probe.watch(|| "stem".into());
+        let mut h = stem.layer_then(&self.stem, xs, train, LayerEnd::Relu)?;
         for (i, (block, name)) in self.blocks.iter().zip(&self.block_names).enumerate() {
             h = if probe.lesion == Some(i) {
                 match block.deleted(&h, train) {

@@ -2,6 +2,7 @@
 //! `DenseLayer`, the ReLU is the caller's: a residual block adds its shortcut first.
 
 use crate::batch_norm::{batch_norm, BatchNorm, ThenRelu};
+use crate::summary::LayerSummary;
 use candle_core::{Result, Tensor};
 use candle_nn::{Init, ModuleT, VarBuilder};
 use kernels::conv2d::conv2d;
@@ -16,6 +17,30 @@ pub struct ConvShape {
 }
 
 impl ConvShape {
+    /// This layer's row of the layer table, named `name`, its output `side` x `side`.
+    /// Only the 3x3 convs count in the depth (a projection shortcut's 1x1 does not).
+    pub fn summary_row(&self, name: String, side: usize) -> LayerSummary {
+        LayerSummary {
+            name,
+            kind: format!(
+                "conv {k}x{k} {}->{}{} + BN",
+                self.in_channels,
+                self.out_channels,
+                if self.stride > 1 { " /2" } else { "" },
+                k = self.kernel
+            ),
+            output: vec![self.out_channels, side, side],
+            params: self.params(),
+            multiply_adds: self.out_channels
+                * self.in_channels
+                * self.kernel
+                * self.kernel
+                * side
+                * side,
+            counts_in_depth: self.kernel == 3,
+        }
+    }
+
     pub fn padding(&self) -> usize {
         self.kernel / 2
     }

@@ -2,8 +2,22 @@
 //! caller, because a residual block adds its shortcut between the BN and the ReLU.
 
 use crate::batch_norm::{batch_norm, BatchNorm, ThenRelu};
+use crate::summary::LayerSummary;
 use candle_core::{Result, Tensor};
 use candle_nn::{Init, ModuleT, VarBuilder};
+
+/// The row of the layer table of a dense layer `in_dim -> out_dim` named `name`: the
+/// weights and the BN's scale and shift.
+pub fn dense_summary_row(name: String, in_dim: usize, out_dim: usize) -> LayerSummary {
+    LayerSummary {
+        name,
+        kind: format!("linear {in_dim}->{out_dim} + BN"),
+        output: vec![out_dim],
+        params: in_dim * out_dim + 2 * out_dim,
+        multiply_adds: in_dim * out_dim,
+        counts_in_depth: true,
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct DenseLayer {

@@ -6,10 +6,10 @@
 //! the same parameter names and shapes, so a plain net and its twin are the same size.
 
 use crate::classifier::{classifier, classifier_summary, Classifier};
-use crate::dense_layer::{dense_layer, DenseLayer};
+use crate::dense_layer::{dense_layer, dense_summary_row, DenseLayer};
 use crate::error::ModelError;
-use crate::probe::{layer_then_relu, two_layer_block, BlockEnd, Probe};
-use crate::summary::{ArchSummary, LayerSummary};
+use crate::probe::{LayerEnd, Probe};
+use crate::summary::ArchSummary;
 use candle_core::Module;
 use candle_core::{Result, Tensor};
 use candle_nn::{ModuleT, VarBuilder};
@@ -28,14 +28,7 @@ fn inputs(spec: &NetSpec) -> usize {
 /// The layer table (the MLP sees the flattened image, whatever its size).
 pub fn mlp_summary(spec: &NetSpec) -> std::result::Result<ArchSummary, ModelError> {
     let blocks = blocks(spec)?;
-    let dense = |name: String, inputs: usize| LayerSummary {
-        name,
-        kind: format!("linear {inputs}->{} + BN", spec.width),
-        output: vec![spec.width],
-        params: inputs * spec.width + 2 * spec.width,
-        multiply_adds: inputs * spec.width,
-        counts_in_depth: true,
-    };
+    let dense = |name: String, inputs: usize| dense_summary_row(name, inputs, spec.width);
     let mut layers = vec![dense("input".into(), inputs(spec))];
     for i in 0..blocks {
         layers.push(dense(format!("blocks.{i}.first"), spec.width));
@@ -69,13 +62,14 @@ impl Block {
         name: &str,
         probe: &mut Probe,
     ) -> Result<Tensor> {
-        let layers = [&self.first, &self.second];
-        let end = if self.residual {
-            BlockEnd::AddRelu(xs)
-        } else {
-            BlockEnd::Relu
+        let first = probe.watch(|| format!("{name}.first"));
+        let h = first.layer_then(&self.first, xs, train, LayerEnd::Relu)?;
+        let end = match self.residual {
+            true => LayerEnd::AddRelu(xs),
+            false => LayerEnd::Relu,
         };
-        two_layer_block(layers, xs, train, end, name, probe)
+        let second = probe.watch(|| format!("{name}.second"));
+        second.layer_then(&self.second, &h, train, end)
     }
 }
 
@@ -130,7 +124,8 @@ impl Mlp {
     /// The forward pass, recording responses or deleting a block as `probe` says.
     pub fn forward_probe(&self, xs: &Tensor, train: bool, probe: &mut Probe) -> Result<Tensor> {
         let xs = xs.flatten_from(1)?;
-        let mut h = layer_then_relu(&self.input, &xs, train, "input", probe)?;
+        let input = probe.watch(|| "input".into());
+        let mut h = input.layer_then(&self.input, &xs, train, LayerEnd::Relu)?;
         for (i, (block, name)) in self.blocks.iter().zip(&self.block_names).enumerate() {
             if probe.lesion != Some(i) {
                 h = block.forward_probe(&h, train, name, probe)?;

@@ -38,66 +38,56 @@ impl Probe {
             ..Probe::default()
         }
     }
+}
 
-    pub(crate) fn record(&mut self, name: &str, response: &Tensor) {
-        if self.record {
-            self.responses.push((name.to_string(), response.clone()));
+/// Where a layer's pre-activation response goes: nowhere (every training step), or
+/// into the probe under the layer's path.
+pub(crate) struct Watch<'p> {
+    into: Option<(&'p mut Probe, String)>,
+}
+
+impl Probe {
+    /// A watch on one layer, named by `name` (called only when recording: names are not
+    /// formatted on every training step).
+    pub(crate) fn watch(&mut self, name: impl FnOnce() -> String) -> Watch<'_> {
+        Watch {
+            into: self.record.then(|| (self, name())),
         }
     }
 }
 
-/// How a two-layer block ends after its second layer.
-pub(crate) enum BlockEnd<'a> {
-    /// A plain block: `relu(h)`.
-    Relu,
-    /// A residual block: `relu(h + shortcut)`.
-    AddRelu(&'a Tensor),
-}
-
-/// A two-layer block, `end(second(relu(first(x))))`, recording both layers' responses
-/// as `<name>.first` and `<name>.second`. The ReLUs (and the residual addition) are
-/// fused into the layers' batch norms unless the probe records (a recorded response
-/// must exist as a tensor before what follows it).
-pub(crate) fn two_layer_block<L: ThenRelu>(
-    [first, second]: [&L; 2],
-    xs: &Tensor,
-    train: bool,
-    end: BlockEnd,
-    name: &str,
-    probe: &mut Probe,
-) -> Result<Tensor> {
-    // Names are formatted only when recording: this is every training step's path.
-    if !probe.record {
-        let h1 = first.forward_relu_t(xs, train)?;
-        return match end {
-            BlockEnd::Relu => second.forward_relu_t(&h1, train),
-            BlockEnd::AddRelu(shortcut) => second.forward_add_relu_t(&h1, shortcut, train),
+impl Watch<'_> {
+    /// `layer(xs)` then `end`: fused into the layer's batch norm when nothing watches,
+    /// in two ops when the response is recorded (it must exist as a tensor before what
+    /// follows it).
+    pub(crate) fn layer_then<L: ThenRelu>(
+        self,
+        layer: &L,
+        xs: &Tensor,
+        train: bool,
+        end: LayerEnd,
+    ) -> Result<Tensor> {
+        let Some((probe, name)) = self.into else {
+            return match end {
+                LayerEnd::Relu => layer.forward_relu_t(xs, train),
+                LayerEnd::AddRelu(shortcut) => layer.forward_add_relu_t(xs, shortcut, train),
+            };
         };
-    }
-    let h1 = layer_then_relu(first, xs, train, &format!("{name}.first"), probe)?;
-    let h2 = second.forward_t(&h1, train)?;
-    probe.record(&format!("{name}.second"), &h2);
-    match end {
-        BlockEnd::Relu => relu(&h2),
-        BlockEnd::AddRelu(shortcut) => add_relu(&h2, shortcut),
+        let h = layer.forward_t(xs, train)?;
+        probe.responses.push((name, h.clone()));
+        match end {
+            LayerEnd::Relu => relu(&h),
+            LayerEnd::AddRelu(shortcut) => add_relu(&h, shortcut),
+        }
     }
 }
 
-/// `relu(layer(xs))`, the layer's response recorded under `name` if the probe records
-/// (the ReLU is then a separate op, so that the response exists as a tensor).
-pub(crate) fn layer_then_relu<L: ThenRelu>(
-    layer: &L,
-    xs: &Tensor,
-    train: bool,
-    name: &str,
-    probe: &mut Probe,
-) -> Result<Tensor> {
-    if !probe.record {
-        return layer.forward_relu_t(xs, train);
-    }
-    let h = layer.forward_t(xs, train)?;
-    probe.record(name, &h);
-    relu(&h)
+/// What follows a layer's batch norm.
+pub(crate) enum LayerEnd<'a> {
+    /// `relu(h)`.
+    Relu,
+    /// `relu(h + shortcut)`: the end of a residual block.
+    AddRelu(&'a Tensor),
 }
 
 /// The standard deviation of each recorded response over all its entries (the paper's

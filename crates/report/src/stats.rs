@@ -222,7 +222,8 @@ mod tests {
 
     #[test]
     fn welch_matches_a_hand_computation() {
-        // a: 3 seeds 18.0 ± 1.0; b: 3 seeds 22.3 ± 4.4 (the residual example).
+        // a: 3 seeds 18.0 ± 1.0; b: 3 seeds 22.3 ± 4.4 (residual-20 and -56 of an early
+        // three-seed fashion-conv run).
         let w = Welch::of((3, 18.0, 1.0), (3, 22.3, 4.4)).unwrap();
         let se = (1.0f64 / 3.0 + 4.4 * 4.4 / 3.0).sqrt();
         assert!(close(w.diff, 4.3, 1e-12) && close(w.se, se, 1e-12));

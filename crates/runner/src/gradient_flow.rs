@@ -1,7 +1,7 @@
 //! Gradient flow through depth: the norm of the gradient of each weighted layer's
 //! weights, in forward order. Whether these vanish or explode with depth in plain nets,
 //! and not in their residual twins, is the measurement the literature uses to explain
-//! the degradation problem (issue "Why it happens").
+//! the degradation problem.
 
 use candle_core::backprop::GradStore;
 use candle_core::{Result, Tensor, Var};
