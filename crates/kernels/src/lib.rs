@@ -12,6 +12,7 @@ mod matmul;
 mod parallel;
 pub mod relu;
 mod same_conv;
+mod store;
 #[cfg(test)]
 mod test_support;
 pub mod testing;

@@ -7,7 +7,7 @@
 //! Zen 5 core). Here 8 x 8 blocks go through AVX2 registers: eight row loads, three
 //! rounds of shuffles, eight row stores.
 
-use super::same_conv::Store;
+use crate::store::Store;
 
 /// `dst[j * rows + i] = src[i * cols + j]` for i < rows, j < cols: `src` is a
 /// rows x cols matrix, row-major, and `dst` receives its transpose.

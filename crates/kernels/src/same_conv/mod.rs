@@ -32,6 +32,7 @@ mod stores;
 
 use super::im2col::Window;
 use super::transpose::transpose;
+use crate::store::Store;
 #[cfg(target_arch = "x86_64")]
 use forward_tiles::{channel_tile, channel_tile_512, tile, tile_512};
 #[cfg(target_arch = "x86_64")]
@@ -40,7 +41,6 @@ pub use packing::PackedKernel;
 use packing::{channel_tiles_apply, CHANNEL_TILE};
 pub use scratch::Scratch;
 use scratch::{padded, Padded};
-use std::mem::MaybeUninit;
 
 /// `tile::<N>(args)` for N = `n`, one of `sizes`, as one match over the const-generic
 /// sizes of a register tile (1 to 6 for the AVX2 tiles, 1 to 12 for the AVX-512 ones);
@@ -64,32 +64,6 @@ macro_rules! for_size {
 const MR: usize = 16;
 /// Output channels per microkernel call, at most.
 const NR: usize = 6;
-
-/// A place a kernel writes an f32 to: an initialised output or an uninitialised one.
-pub trait Store: Sized {
-    fn store(&mut self, v: f32);
-    /// The slice's start, for vector stores: each element is an f32's four bytes.
-    fn as_f32_ptr(slice: &mut [Self]) -> *mut f32;
-}
-
-impl Store for f32 {
-    fn store(&mut self, v: f32) {
-        *self = v;
-    }
-    fn as_f32_ptr(slice: &mut [Self]) -> *mut f32 {
-        slice.as_mut_ptr()
-    }
-}
-
-impl Store for MaybeUninit<f32> {
-    fn store(&mut self, v: f32) {
-        self.write(v);
-    }
-    fn as_f32_ptr(slice: &mut [Self]) -> *mut f32 {
-        // MaybeUninit<f32> has f32's size and alignment.
-        slice.as_mut_ptr().cast()
-    }
-}
 
 /// Whether `win` is a convolution this kernel computes, on this CPU.
 pub fn applies(win: &Window) -> bool {
