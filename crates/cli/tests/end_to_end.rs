@@ -403,3 +403,60 @@ fn a_damaged_metrics_file_leaves_the_rest_of_the_report_standing() {
         "the other run is still counted"
     );
 }
+
+/// While a sweep trains, its report is on disk from the first finished epoch, says it
+/// is live and reloads itself; every read finds a whole page (each write replaces the
+/// file atomically); at the end the page is no longer live and is byte for byte what
+/// `degrade report` writes.
+#[test]
+fn the_report_is_live_while_the_sweep_trains() {
+    let ws = Workspace::new();
+    let yaml =
+        experiment_yaml_seeds("live", "[4, 6, 8]", "", "[0, 1]").replace("epochs: 2", "epochs: 4");
+    ws.write_experiment(&yaml);
+    let page = ws.root.join("reports/live/index.html");
+    let mut child = ws
+        .sweep_command()
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut reads, mut live_reads) = (0, 0);
+    let status = loop {
+        if let Ok(html) = std::fs::read_to_string(&page) {
+            reads += 1;
+            assert!(
+                html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"),
+                "a partial page was read ({} bytes)",
+                html.len()
+            );
+            live_reads += usize::from(html.contains("http-equiv=\"refresh\""));
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("rewritten as epochs finish") && stderr.contains("reports/live/index.html"),
+        "{stderr}"
+    );
+    assert!(live_reads > 0, "no live page seen in {reads} reads");
+    let swept = std::fs::read(&page).unwrap();
+    assert!(!String::from_utf8_lossy(&swept).contains("http-equiv=\"refresh\""));
+    let out = ws.degrade(&["report", "exp.yaml"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let reported = std::fs::read_to_string(&page).unwrap();
+    let swept = String::from_utf8(swept).unwrap();
+    if let Some((i, (a, b))) = swept
+        .lines()
+        .zip(reported.lines())
+        .enumerate()
+        .find(|(_, (a, b))| a != b)
+    {
+        panic!("the sweep's last page differs from degrade report's at line {i}:\n{a}\n{b}");
+    }
+    assert_eq!(swept, reported);
+}

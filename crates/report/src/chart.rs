@@ -5,6 +5,7 @@
 //!   mean ± std band over seeds.
 
 use crate::error::ReportError;
+use crate::numbers;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
@@ -47,11 +48,9 @@ impl ErrorAxis {
     }
 
     fn label(&self, v: f64) -> String {
-        let percent = if self.log { 10f64.powf(v) } else { v };
-        if percent >= 10.0 {
-            format!("{percent:.0}")
-        } else {
-            format!("{percent:.1}")
+        match self.log {
+            true => numbers::significant(10f64.powf(v), 2),
+            false => numbers::significant(v, 3),
         }
     }
 
@@ -322,13 +321,11 @@ fn draw_layers<'a>(
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(x_min..x_max, y_range)?;
-    let y_label = |y: &f64| {
-        if log_y {
-            format!("1e{y:.1}")
-        } else {
-            format!("{y:.3}")
-        }
+        .build_cartesian_2d(x_min..x_max, y_range.clone())?;
+    let span = y_range.end - y_range.start;
+    let y_label = |y: &f64| match log_y {
+        true => numbers::log_tick(*y, span),
+        false => numbers::significant(*y, 3),
     };
     chart
         .configure_mesh()
@@ -435,8 +432,35 @@ mod tests {
             },
         ];
         let svg = layer_chart("gradients", "layer", "norm", true, &series).unwrap();
-        assert!(svg.contains("plain-8") && svg.contains("residual-8") && svg.contains("1e"));
+        assert!(svg.contains("plain-8") && svg.contains("residual-8"));
+        // Decades as powers of ten (10⁻⁴ to 1), not "1e-4.0".
+        assert!(svg.contains("10⁻²") && !svg.contains("1e"), "{svg}");
         assert!(layer_chart("empty", "layer", "x", false, &[]).is_ok());
+    }
+
+    /// Ticks with a few significant digits and thousands separated: the responses of a
+    /// deep plain net reach about 1,400, and were labelled "1400.000", with "0.000" at
+    /// the bottom.
+    #[test]
+    fn linear_ticks_are_written_for_readers() {
+        let series = [LayerSeries {
+            label: "plain-64".into(),
+            color: 0,
+            dashed: false,
+            points: vec![(1.0, 0.0), (32.0, 700.0), (64.0, 1400.0)],
+        }];
+        let svg = layer_chart("responses", "layer", "std", false, &series).unwrap();
+        let labels: Vec<&str> = svg
+            .split("</text>")
+            .filter_map(|t| t.rsplit('>').next())
+            .collect();
+        assert!(labels.iter().any(|l| l.contains(",")), "{labels:?}");
+        assert!(
+            labels
+                .iter()
+                .all(|l| !l.ends_with(".000") && !l.contains("1e")),
+            "{labels:?}"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use crate::chart::{layer_chart, LayerSeries};
 use crate::error::ReportError;
 use crate::load::RunRecord;
+use crate::numbers::scientific;
 use std::collections::BTreeMap;
 use vocab::Family;
 
@@ -80,12 +81,14 @@ fn gradient_finding(grouped: &Grouped, when: &str) -> Option<String> {
         at(grouped, Family::Residual, d, last(Family::Residual)?)?,
     );
     Some(format!(
-        "Gradient flow {when}: the first layer's gradient norm is {p1:.3e} in plain-{d} and \
-         {r1:.3e} in residual-{d} (plain/residual = {:.3}); relative to the classifier's it is \
-         {:.3e} in plain-{d} and {:.3e} in residual-{d}.",
-        p1 / r1,
-        p1 / pl,
-        r1 / rl
+        "Gradient flow {when}: the first layer's gradient norm is {} in plain-{d} and {} in \
+         residual-{d} (plain/residual = {}); relative to the classifier's it is {} in \
+         plain-{d} and {} in residual-{d}.",
+        scientific(p1, 3),
+        scientific(r1, 3),
+        scientific(p1 / r1, 3),
+        scientific(p1 / pl, 3),
+        scientific(r1 / rl, 3)
     ))
 }
 
@@ -152,8 +155,8 @@ pub fn diagnostics_view(runs: &[RunRecord]) -> Result<Option<DiagnosticsView>, R
         charts.push(layer_chart(
             "layer responses after training (Figure 7)",
             "weighted layer",
-            "std of BN output",
-            false,
+            "std of BN output (log scale)",
+            true,
             &series(&responses, &depths),
         )?);
         if let Some(d) = deepest_pair(&responses) {
@@ -164,8 +167,10 @@ pub fn diagnostics_view(runs: &[RunRecord]) -> Result<Option<DiagnosticsView>, R
             };
             if let (Some(p), Some(r)) = (avg(Family::Plain), avg(Family::Residual)) {
                 findings.push(format!(
-                    "Layer responses after training: the mean std over layers is {p:.3} in \
-                     plain-{d} and {r:.3} in residual-{d} (the paper: residual responses are smaller)."
+                    "Layer responses after training: the mean std over layers is {} in \
+                     plain-{d} and {} in residual-{d} (the paper: residual responses are smaller).",
+                    scientific(p, 3),
+                    scientific(r, 3)
                 ));
             }
         }

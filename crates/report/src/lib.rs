@@ -9,6 +9,7 @@ mod chart;
 mod diagnose;
 mod error;
 mod load;
+mod numbers;
 mod page;
 mod stats;
 mod verdict;

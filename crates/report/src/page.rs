@@ -271,9 +271,12 @@ fn not_done(runs: &[RunRecord]) -> Vec<NotDone> {
         .collect()
 }
 
-fn provenance(runs: &[RunRecord]) -> BTreeMap<String, String> {
+/// What computed the runs, as (what, which) rows in a fixed order: a list, not a map,
+/// because the template engine's maps iterate in an order of their own, which made two
+/// writes of one report differ.
+fn provenance(runs: &[RunRecord]) -> Vec<ProvenanceRow> {
     let Some(m) = runs.iter().filter_map(|r| r.meta.as_ref()).next() else {
-        return BTreeMap::new();
+        return Vec::new();
     };
     let mut p = BTreeMap::new();
     p.insert(
@@ -297,7 +300,15 @@ fn provenance(runs: &[RunRecord]) -> BTreeMap<String, String> {
     for (k, v) in &m.versions {
         p.insert(k.clone(), v.clone());
     }
-    p
+    p.into_iter()
+        .map(|(what, which)| ProvenanceRow { what, which })
+        .collect()
+}
+
+#[derive(serde::Serialize)]
+struct ProvenanceRow {
+    what: String,
+    which: String,
 }
 
 /// Where the runs' numbers come from, when that is more than one build or CPU.
@@ -351,12 +362,19 @@ fn run_rows(runs: &[RunRecord], out_dir: &Path) -> Vec<RunRow> {
 }
 
 /// Writes `reports/<experiment>/index.html` (and `summary.json` for the index page).
+/// How often a page written while a sweep runs reloads itself, in seconds.
+pub const LIVE_REFRESH_S: u32 = 10;
+
+/// Writes `reports_root/<experiment>/index.html` and its summary. `live`: a sweep is
+/// still training, and the page says so and reloads itself every `LIVE_REFRESH_S`
+/// seconds (the sweep's last write, and `degrade report`'s, are not live).
 pub fn render_experiment(
     experiment: &Experiment,
     runs: &[RunRecord],
     reports_root: &Path,
     settings: &ReportSettings,
     command: &str,
+    live: bool,
 ) -> Result<PathBuf, ReportError> {
     let out_dir = reports_root.join(&experiment.name);
     let out = out_dir.join("index.html");
@@ -391,6 +409,8 @@ pub fn render_experiment(
         .map_err(tera_error("experiment.html"))?;
     let mut ctx = tera::Context::new();
     ctx.insert("name", &experiment.name);
+    ctx.insert("live", &live);
+    ctx.insert("live_refresh_s", &LIVE_REFRESH_S);
     ctx.insert("style", STYLE);
     ctx.insert("verdict", &verdict);
     ctx.insert("panels", &panels(runs, &means, settings, axis)?);

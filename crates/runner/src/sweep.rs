@@ -90,11 +90,14 @@ pub fn interrupt_on_signals() -> Result<Arc<AtomicBool>, TrainError> {
 
 /// Trains every unfinished run of `experiment`. When `interrupt` becomes true (Ctrl-C),
 /// stops starting runs, kills the running workers (they resume from their last
-/// checkpoint next time) and returns with `interrupted` listing them.
+/// checkpoint next time) and returns with `interrupted` listing them. `on_results` is
+/// called whenever the results on disk have changed: a worker has written an epoch's
+/// metrics, or a run has ended.
 pub fn run_sweep(
     experiment: &Experiment,
     opts: &SweepOptions,
     interrupt: &AtomicBool,
+    on_results: &mut dyn FnMut(),
 ) -> Result<SweepSummary, TrainError> {
     let started = Instant::now();
     let planned = run_states(experiment, &opts.results_root);
@@ -171,7 +174,11 @@ pub fn run_sweep(
                 let Some(r) = running.get_mut(&id) else {
                     continue;
                 };
+                let epoch_written = matches!(event, WorkerEvent::Epoch { .. });
                 handle_event(id, r, event, &mut progress);
+                if epoch_written {
+                    on_results();
+                }
             }
             Message::Closed(id) => {
                 let Some(mut r) = running.remove(&id) else {
@@ -210,6 +217,7 @@ pub fn run_sweep(
                     }
                 };
                 progress.run_finished(id, text, remaining);
+                on_results();
             }
         }
     }
@@ -423,8 +431,8 @@ train:
             device: ComputeDevice::Cpu,
             diagnostics: Diagnostics::off(),
         };
-        let e =
-            run_sweep(&experiment, &opts, &AtomicBool::new(false)).expect_err("the sweep fails");
+        let e = run_sweep(&experiment, &opts, &AtomicBool::new(false), &mut || {})
+            .expect_err("the sweep fails");
         assert!(
             e.to_string()
                 .contains(&dir_of(4).path.display().to_string()),

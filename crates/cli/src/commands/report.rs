@@ -1,11 +1,14 @@
 //! `degrade report` (and the end of `degrade sweep`): the HTML report from the results
-//! on disk. It never trains.
+//! on disk. It never trains. While a sweep trains, `LiveReport` rewrites it as epochs
+//! finish.
 
 use super::load;
 use crate::args::{Locations, ReportFlags};
 use crate::settings;
 use anyhow::{bail, Result};
 use experiment::Experiment;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 pub fn report_command(at: &Locations, look: &ReportFlags) -> Result<()> {
     let experiment = load(&at.experiment)?;
@@ -17,13 +20,39 @@ pub fn report_command(at: &Locations, look: &ReportFlags) -> Result<()> {
     }
 }
 
-/// Writes the report; returns how many of the results' files did not read back (each
-/// named in a warning, and left out of the report).
+/// Writes the report and says where; returns how many of the results' files did not
+/// read back (each named in a warning, and left out of the report).
 pub fn report(experiment: &Experiment, at: &Locations, look: &ReportFlags) -> Result<usize> {
+    let written = write(experiment, at, look, false)?;
+    for problem in &written.problems {
+        eprintln!("warning: {problem}");
+    }
+    eprintln!(
+        "report: {} (all experiments: {})",
+        written.page.display(),
+        written.index.display()
+    );
+    Ok(written.problems.len())
+}
+
+/// What a write of the report produced.
+struct Written {
+    page: PathBuf,
+    index: PathBuf,
+    /// The results' files that did not read back.
+    problems: Vec<String>,
+}
+
+fn write(
+    experiment: &Experiment,
+    at: &Locations,
+    look: &ReportFlags,
+    live: bool,
+) -> Result<Written> {
     let settings = settings::report(look, experiment)?;
     let reports = &look.reports;
     let runs = ::report::load_runs(experiment, &at.results)?;
-    let damaged: Vec<String> = runs
+    let problems = runs
         .iter()
         .flat_map(|r| {
             r.problems
@@ -31,21 +60,69 @@ pub fn report(experiment: &Experiment, at: &Locations, look: &ReportFlags) -> Re
                 .map(|p| format!("{}: {p}", r.config.label()))
         })
         .collect();
-    for problem in &damaged {
-        eprintln!("warning: {problem}");
-    }
     let command = format!(
         "degrade sweep {} --results {} --reports {}",
         experiment.path.display(),
         at.results.display(),
         reports.display()
     );
-    let page = ::report::render_experiment(experiment, &runs, reports, &settings, &command)?;
+    let page = ::report::render_experiment(experiment, &runs, reports, &settings, &command, live)?;
     let index = ::report::render_index(reports)?;
-    eprintln!(
-        "report: {} (all experiments: {})",
-        page.display(),
-        index.display()
-    );
-    Ok(damaged.len())
+    Ok(Written {
+        page,
+        index,
+        problems,
+    })
+}
+
+/// The report of a sweep in progress, rewritten from what finished epochs left on disk
+/// (every file it writes is replaced atomically, so a reader never sees half of one),
+/// at most once per `every`: a report of a large sweep takes a moment to draw. A failed
+/// write is a warning, once; the sweep goes on, and its final report is written anyway.
+pub struct LiveReport<'a> {
+    experiment: &'a Experiment,
+    at: &'a Locations,
+    look: &'a ReportFlags,
+    every: Duration,
+    last: Option<Instant>,
+    warned: bool,
+}
+
+impl<'a> LiveReport<'a> {
+    pub fn new(
+        experiment: &'a Experiment,
+        at: &'a Locations,
+        look: &'a ReportFlags,
+        every: Duration,
+    ) -> Self {
+        LiveReport {
+            experiment,
+            at,
+            look,
+            every,
+            last: None,
+            warned: false,
+        }
+    }
+
+    /// Where the page is.
+    pub fn page(&self) -> PathBuf {
+        self.look
+            .reports
+            .join(&self.experiment.name)
+            .join("index.html")
+    }
+
+    /// Rewrites the report unless it was rewritten less than `every` ago.
+    pub fn refresh(&mut self) {
+        if self.last.is_some_and(|t| t.elapsed() < self.every) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        if let Err(e) = write(self.experiment, self.at, self.look, true) {
+            if !std::mem::replace(&mut self.warned, true) {
+                eprintln!("warning: the live report could not be written: {e:#}");
+            }
+        }
+    }
 }

@@ -1,11 +1,15 @@
 //! `degrade sweep`: train every run that is not finished, then write the report.
 
-use super::report::report;
+use super::report::{report, LiveReport};
 use super::{load, warn_unreadable};
 use crate::args::{Locations, ReportFlags, TrainFlags};
 use crate::settings;
 use anyhow::{bail, Context, Result};
 use runner::sweep::{interrupt_on_signals, run_sweep, SweepOptions};
+use std::time::Duration;
+
+/// The least time between two writes of the live report.
+const LIVE_EVERY: Duration = Duration::from_secs(5);
 
 pub fn sweep(
     at: &Locations,
@@ -49,7 +53,12 @@ pub fn sweep(
             device,
             diagnostics: experiment.diagnostics.clone(),
         };
-        let summary = run_sweep(&experiment, &options, &interrupt)?;
+        let mut live = LiveReport::new(&experiment, at, look, LIVE_EVERY);
+        eprintln!(
+            "report: {} (rewritten as epochs finish; open it in a browser)",
+            live.page().display()
+        );
+        let summary = run_sweep(&experiment, &options, &interrupt, &mut || live.refresh())?;
         eprintln!(
             "trained {} run(s) in {:.1} s: {} done, {} diverged, {} failed",
             summary.done + summary.diverged.len() + summary.failed.len(),
