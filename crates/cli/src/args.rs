@@ -28,6 +28,18 @@ pub struct Locations {
     pub results: PathBuf,
 }
 
+/// Where `degrade report` reads.
+#[derive(clap::Args)]
+pub struct ReportLocations {
+    /// The experiment file(s); with two or more, also reports/compare/<a>+<b>/index.html,
+    /// their final errors against depth on one chart with the verdict of each.
+    #[arg(default_value = "experiments/fashion-mlp.yaml", num_args = 1..)]
+    pub experiments: Vec<PathBuf>,
+    /// Where run directories go (results/<experiment>/<run>/).
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+}
+
 /// Where the data is and where training runs (sweep, run and slurm share them).
 #[derive(clap::Args)]
 pub struct TrainFlags {
@@ -88,10 +100,11 @@ pub enum Command {
     },
     /// Print an architecture's layers and parameter count, e.g. `degrade arch plain 56`.
     Arch(ArchFlags),
-    /// Render the report again from the results on disk (never trains).
+    /// Render the report again from the results on disk (never trains); given several
+    /// experiment files, also a page comparing them.
     Report {
         #[command(flatten)]
-        at: Locations,
+        at: ReportLocations,
         #[command(flatten)]
         look: ReportFlags,
     },

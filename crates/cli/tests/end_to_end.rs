@@ -460,3 +460,53 @@ fn the_report_is_live_while_the_sweep_trains() {
     }
     assert_eq!(swept, reported);
 }
+
+/// `degrade report A.yaml B.yaml` writes each report and a page with both experiments'
+/// final errors against depth on one chart, each with its verdict and a link to its
+/// report.
+#[test]
+fn two_experiments_are_compared_on_one_page() {
+    let ws = Workspace::new();
+    ws.write_experiment(&experiment_yaml("cmp-a", "[4, 6]", ""));
+    std::fs::write(
+        ws.root.join("b.yaml"),
+        experiment_yaml("cmp-b", "[4, 8]", "").replace("width: 16", "width: 8"),
+    )
+    .unwrap();
+    for file in ["exp.yaml", "b.yaml"] {
+        let out = ws.degrade(&["sweep", file, "--data-dir", "idx", "--offline"]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let out = ws.degrade(&["report", "exp.yaml", "b.yaml"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("comparison: reports/compare/cmp-a+cmp-b/index.html"),
+        "{}",
+        text(&out)
+    );
+    let page =
+        std::fs::read_to_string(ws.root.join("reports/compare/cmp-a+cmp-b/index.html")).unwrap();
+    for needle in [
+        "cmp-a plain train",
+        "cmp-a residual test",
+        "cmp-b plain train",
+        "href=\"../../cmp-a/index.html\"",
+        "href=\"../../cmp-b/index.html\"",
+        "<svg",
+    ] {
+        assert!(page.contains(needle), "{needle} missing");
+    }
+    for name in ["cmp-a", "cmp-b"] {
+        let report =
+            std::fs::read_to_string(ws.root.join("reports").join(name).join("index.html")).unwrap();
+        let headline = report
+            .split("<p class=\"headline\">")
+            .nth(1)
+            .and_then(|s| s.split("</p>").next())
+            .expect("a verdict headline");
+        assert!(
+            page.contains(headline),
+            "{name}'s verdict is not on the page"
+        );
+    }
+}

@@ -221,6 +221,9 @@ fn draw_depth<'a>(
     for s in series {
         let color = PALETTE[s.color % PALETTE.len()];
         for (points, dashed) in [(&s.train, true), (&s.test, false)] {
+            if points.is_empty() {
+                continue;
+            }
             // Band: mean - std along the depths, then mean + std back.
             if points.iter().any(|p| p.2 > 0.0) {
                 let mut band: Vec<(f64, f64)> = points

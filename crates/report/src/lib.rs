@@ -6,6 +6,7 @@
 
 mod aggregate;
 mod chart;
+mod compare;
 mod diagnose;
 mod error;
 mod load;
@@ -15,6 +16,7 @@ mod stats;
 mod verdict;
 
 pub use aggregate::{epoch_means, final_errors, GroupStat, MeanStd};
+pub use compare::{render_comparison, Compared};
 pub use diagnose::{diagnostics_view, DiagnosticsView};
 pub use error::ReportError;
 pub use load::{load_runs, RunRecord};

@@ -15,16 +15,33 @@ use vocab::Family;
 
 const EXPERIMENT_TEMPLATE: &str = include_str!("../../../templates/experiment.html");
 const INDEX_TEMPLATE: &str = include_str!("../../../templates/index.html");
-const STYLE: &str = include_str!("../../../templates/style.css");
+pub(crate) const STYLE: &str = include_str!("../../../templates/style.css");
 
 /// What `reports/<experiment>/summary.json` holds, for the index page.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct ExperimentSummary {
+pub(crate) struct ExperimentSummary {
     name: String,
     headline: String,
     degradation: String,
     runs_done: usize,
     runs_total: usize,
+}
+
+impl ExperimentSummary {
+    /// An experiment's line in the index (and on a comparison page): its verdict and
+    /// how many of its runs are done.
+    pub(crate) fn of(experiment: &Experiment, verdict: &Verdict, runs: &[RunRecord]) -> Self {
+        ExperimentSummary {
+            name: experiment.name.clone(),
+            headline: verdict.headline.clone(),
+            degradation: serde_json::to_value(verdict.degradation)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            runs_done: runs.iter().filter(|r| r.state == RunState::Done).count(),
+            runs_total: runs.len(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -72,14 +89,14 @@ fn pct_spread(mean: f64, std: f64, n: usize) -> String {
     }
 }
 
-fn tera_error(template: &str) -> impl Fn(tera::Error) -> ReportError + '_ {
+pub(crate) fn tera_error(template: &str) -> impl Fn(tera::Error) -> ReportError + '_ {
     move |e| ReportError::Template {
         template: template.to_string(),
         detail: format!("{e:?}"),
     }
 }
 
-fn write(path: &Path, text: &str) -> Result<(), ReportError> {
+pub(crate) fn write(path: &Path, text: &str) -> Result<(), ReportError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|source| ReportError::Io {
             path: parent.to_path_buf(),
@@ -122,6 +139,15 @@ pub(crate) fn smooth(values: &[f64], weight: f64) -> Vec<f64> {
 
 /// The error axis: the user's range, or one fitted to the data (in percent).
 fn error_axis(settings: &ReportSettings, stats: &[GroupStat]) -> ErrorAxis {
+    fitted_axis_of(settings, stats.iter())
+}
+
+/// The error axis the settings ask for, fitted to `stats`' mean errors unless they fix
+/// its range.
+pub(crate) fn fitted_axis_of<'a>(
+    settings: &ReportSettings,
+    stats: impl Iterator<Item = &'a GroupStat>,
+) -> ErrorAxis {
     if let Some((lo, hi)) = settings.y_range {
         return ErrorAxis {
             log: settings.log_y,
@@ -130,7 +156,6 @@ fn error_axis(settings: &ReportSettings, stats: &[GroupStat]) -> ErrorAxis {
         };
     }
     let values = stats
-        .iter()
         .flat_map(|g| [g.train_error.mean, g.test_error.mean])
         .map(|v| 100.0 * v);
     fitted_axis(settings.log_y, values)
@@ -260,7 +285,7 @@ fn depth_figure(finals: &[GroupStat], axis: ErrorAxis) -> Result<Option<String>,
     Ok(Some(depth_chart(&series, (min, max), axis)?))
 }
 
-fn not_done(runs: &[RunRecord]) -> Vec<NotDone> {
+pub(crate) fn not_done(runs: &[RunRecord]) -> Vec<NotDone> {
     runs.iter()
         .filter(|r| r.state != RunState::Done)
         .map(|r| NotDone {
@@ -438,16 +463,7 @@ pub fn render_experiment(
         .map_err(tera_error("experiment.html"))?;
     write(&out, &html)?;
 
-    let summary = ExperimentSummary {
-        name: experiment.name.clone(),
-        headline: verdict.headline.clone(),
-        degradation: serde_json::to_value(verdict.degradation)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default(),
-        runs_done,
-        runs_total: runs.len(),
-    };
+    let summary = ExperimentSummary::of(experiment, &verdict, runs);
     let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
     write(&out_dir.join("summary.json"), &json)?;
     Ok(out)

@@ -3,16 +3,43 @@
 //! finish.
 
 use super::load;
-use crate::args::{Locations, ReportFlags};
+use crate::args::{Locations, ReportFlags, ReportLocations};
 use crate::settings;
+use ::report::{render_comparison, Compared};
 use anyhow::{bail, Result};
 use experiment::Experiment;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-pub fn report_command(at: &Locations, look: &ReportFlags) -> Result<()> {
-    let experiment = load(&at.experiment)?;
-    match report(&experiment, at, look)? {
+pub fn report_command(at: &ReportLocations, look: &ReportFlags) -> Result<()> {
+    let experiments = at
+        .experiments
+        .iter()
+        .map(|path| load(path))
+        .collect::<Result<Vec<_>>>()?;
+    let mut damaged = 0;
+    for (experiment, path) in experiments.iter().zip(&at.experiments) {
+        let one = Locations {
+            experiment: path.clone(),
+            results: at.results.clone(),
+        };
+        damaged += report(experiment, &one, look)?;
+    }
+    if let [first, _, ..] = experiments.as_slice() {
+        let settings = settings::report(look, first)?;
+        let runs = experiments
+            .iter()
+            .map(|e| ::report::load_runs(e, &at.results))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let compared: Vec<Compared> = experiments
+            .iter()
+            .zip(&runs)
+            .map(|(experiment, runs)| Compared { experiment, runs })
+            .collect();
+        let page = render_comparison(&compared, &look.reports, &settings)?;
+        eprintln!("comparison: {}", page.display());
+    }
+    match damaged {
         0 => Ok(()),
         damaged => bail!(
             "{damaged} file(s) of the results do not read back (see the warnings above); the report shows everything else"
