@@ -135,6 +135,15 @@ pub(crate) fn has_avx2_fma() -> bool {
     false
 }
 
+/// The padded layout of `win`, once it is checked that the CPU runs `isa`.
+fn padded_for(isa: Isa, win: &Window) -> Padded {
+    assert!(
+        isa != Isa::Avx512 || has_avx512(),
+        "AVX-512 kernels on a CPU without it"
+    );
+    padded(win)
+}
+
 /// `y = conv(x)` for one image: `x` is (c, h, w), `y` is (o, h, w), the kernel packed
 /// from (o, c, k, k), `scratch` made for this window and kernel. `win` must be one that
 /// `applies` to.
@@ -157,11 +166,7 @@ fn same_conv_on<E: Store>(
     y: &mut [E],
     scratch: &mut Scratch,
 ) {
-    let p = padded(win);
-    assert!(
-        isa != Isa::Avx512 || has_avx512(),
-        "AVX-512 kernels on a CPU without it"
-    );
+    let p = padded_for(isa, win);
     let (c, h, w, k) = (win.channels, win.h, win.w, win.k);
     let o = kernel.out_channels;
     assert!(applies(win), "same_conv on a window it does not apply to");
@@ -347,11 +352,7 @@ fn same_conv_weight_grad_on(
     dw_t: &mut [f32],
     scratch: &mut Scratch,
 ) {
-    let p = padded(win);
-    assert!(
-        isa != Isa::Avx512 || has_avx512(),
-        "AVX-512 kernels on a CPU without it"
-    );
+    let p = padded_for(isa, win);
     let (c, h, w, k) = (win.channels, win.h, win.w, win.k);
     let taps = c * k * k;
     assert!(
