@@ -256,6 +256,20 @@ impl RunDir {
         }
     }
 
+    /// Removes the run's lock if process `pid` holds it: for a process ending on a
+    /// signal, whose `RunLock` is never dropped. Under the guard, like every change of
+    /// the lock (see `link_lock`).
+    pub fn release_lock_of(&self, pid: u32) {
+        let _guard = guard(&self.path);
+        let ours = std::fs::read(self.lock_path())
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<LockHolder>(&bytes).ok())
+            .is_some_and(|holder| holder.pid == pid);
+        if ours {
+            let _ = std::fs::remove_file(self.lock_path());
+        }
+    }
+
     /// The live process holding this run's lock, if any.
     pub fn lock_holder(&self, host: &str) -> Option<LockHolder> {
         let bytes = std::fs::read(self.lock_path()).ok()?;
@@ -411,6 +425,21 @@ fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, ResultsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A process's release removes its own lock and leaves another process's.
+    #[test]
+    fn a_release_by_pid_removes_only_that_processs_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir {
+            path: tmp.path().to_path_buf(),
+        };
+        let lock = dir.try_lock("here").unwrap().unwrap();
+        dir.release_lock_of(std::process::id() + 1);
+        assert!(dir.lock_path().exists());
+        dir.release_lock_of(std::process::id());
+        assert!(!dir.lock_path().exists());
+        drop(lock);
+    }
     use std::time::{Duration, Instant};
 
     const STALE_LOCK: &[u8] = br#"{"pid":4294967295,"host":"here"}"#;

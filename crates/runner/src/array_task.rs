@@ -6,7 +6,7 @@
 use crate::{provenance, worker, TrainError};
 use experiment::{ComputeDevice, Experiment};
 use results::{PlannedRun, RunDir, RunStatus};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Where a task finds its run, and how it trains it.
 pub struct ArrayTask<'a> {
@@ -57,13 +57,17 @@ impl ArrayTask<'_> {
         Ok(run)
     }
 
-    /// Trains the task's run on `device` with the dataset in `data_dir`, unless it is
-    /// finished. A termination signal (Slurm's scancel, time limit or preemption) removes
+    /// Trains `run` (from `find_run`) on `device` with the dataset in `data_dir`, unless
+    /// it is finished. A termination signal (Slurm's scancel, time limit or preemption) removes
     /// the run's lock before the process exits, so that a requeued task on another node
     /// can take the run over. A failed run, or one locked by a process on another host,
     /// is an error, so that the task shows as failed rather than skipped forever.
-    pub fn train(&self, device: ComputeDevice, data_dir: &Path) -> Result<TaskOutcome, TrainError> {
-        let run = self.find_run()?;
+    pub fn train(
+        &self,
+        run: &PlannedRun,
+        device: ComputeDevice,
+        data_dir: &Path,
+    ) -> Result<TaskOutcome, TrainError> {
         let label = run.config.label();
         if run.state.is_finished() {
             return Ok(TaskOutcome::AlreadyFinished {
@@ -72,7 +76,7 @@ impl ArrayTask<'_> {
             });
         }
         run.dir.prepare(&run.config)?;
-        release_lock_on_termination(run.dir.lock_path())?;
+        release_lock_on_termination(run.dir.clone())?;
         eprintln!("{label}: training in {}", run.dir.path.display());
         let experiment = self.experiment;
         let status = worker::run_worker(
@@ -117,24 +121,19 @@ fn check_status(dir: &RunDir, label: &str, status: RunStatus) -> Result<(), Trai
     }
 }
 
-/// On SIGTERM or SIGINT: removes `lock` if this process holds it, then exits. Slurm ends
-/// a task with SIGTERM and SIGKILL a little later; a lock left behind by a killed task
-/// on another node could not be told from a live one. Everything the worker writes is
-/// atomic, so stopping anywhere is safe; the run resumes from its last checkpoint.
-fn release_lock_on_termination(lock: PathBuf) -> Result<(), TrainError> {
+/// On SIGTERM or SIGINT: removes the run's lock if this process holds it, then exits.
+/// Slurm ends a task with SIGTERM and SIGKILL a little later; a lock left behind by a
+/// killed task on another node could not be told from a live one. Everything the worker
+/// writes is atomic, so stopping anywhere is safe; the run resumes from its last
+/// checkpoint.
+fn release_lock_on_termination(dir: RunDir) -> Result<(), TrainError> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
         .map_err(|e| TrainError::Config(format!("installing the termination handler: {e}")))?;
     std::thread::spawn(move || {
         if let Some(signal) = signals.forever().next() {
             // Only our own lock: the worker took it in this process.
-            let ours = std::fs::read(&lock)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<results::LockHolder>(&b).ok())
-                .is_some_and(|holder| holder.pid == std::process::id());
-            if ours {
-                let _ = std::fs::remove_file(&lock);
-            }
+            dir.release_lock_of(std::process::id());
             eprintln!("stopped by signal {signal}; the run resumes from its last checkpoint");
             std::process::exit(128 + signal);
         }
@@ -146,6 +145,7 @@ fn release_lock_on_termination(lock: PathBuf) -> Result<(), TrainError> {
 mod tests {
     use super::*;
     use crate::test_data::{tiny_dataset, TINY_MLP};
+    use std::path::PathBuf;
 
     fn setup(root: &Path) -> (Experiment, PathBuf, PathBuf) {
         tiny_dataset(root);
@@ -174,7 +174,8 @@ mod tests {
         let t = task(&experiment, &results_root, &list, 0);
         let label = experiment.runs[0].label();
         assert_eq!(
-            t.train(ComputeDevice::Cpu, tmp.path()).unwrap(),
+            t.train(&t.find_run().unwrap(), ComputeDevice::Cpu, tmp.path())
+                .unwrap(),
             TaskOutcome::Trained {
                 label: label.clone(),
                 status: RunStatus::Done
@@ -183,7 +184,8 @@ mod tests {
         let dir = RunDir::for_run(&results_root, &experiment.runs[0]);
         assert!(dir.path.join("metrics.parquet").exists());
         assert_eq!(
-            t.train(ComputeDevice::Cpu, tmp.path()).unwrap(),
+            t.train(&t.find_run().unwrap(), ComputeDevice::Cpu, tmp.path())
+                .unwrap(),
             TaskOutcome::AlreadyFinished {
                 label,
                 state: "done"
@@ -222,7 +224,7 @@ mod tests {
         dir.prepare(&experiment.runs[0]).unwrap();
         std::fs::write(dir.meta_path(), b"{\"status\": \"do").unwrap();
         let err = task(&experiment, &results_root, &list, 0)
-            .train(ComputeDevice::Cpu, tmp.path())
+            .find_run()
             .unwrap_err()
             .to_string();
         assert!(err.contains("meta.json"), "{err}");

@@ -112,19 +112,20 @@ pub struct WrittenJob {
     pub tasks: usize,
 }
 
-/// Writes, under `<results>/<experiment>/slurm/`, a pending list of the runs not finished
-/// yet and the sbatch script of an array that trains them on `device` with the dataset
-/// in `data_dir` (on the filesystem the nodes share); `None` if every run is finished.
+/// Writes, under `<results>/<experiment>/slurm/`, a pending list of the runs of `planned`
+/// (the experiment's `results::run_states`) not finished yet and the sbatch script of an
+/// array that trains them on `device` with the dataset in `data_dir` (on the filesystem
+/// the nodes share); `None` if every run is finished.
 /// Each call writes a list and a script of its own, named by time and process, so that
 /// a job still running keeps its list and its indices.
 pub fn write_job(
     experiment: &Experiment,
     results_root: &Path,
+    planned: &[results::PlannedRun],
     settings: SlurmSettings,
     device: ComputeDevice,
     data_dir: &Path,
 ) -> Result<Option<WrittenJob>, TrainError> {
-    let planned = results::run_states(experiment, results_root);
     if !planned.iter().any(|p| p.state.wants_training()) {
         return Ok(None);
     }
@@ -143,7 +144,7 @@ pub fn write_job(
         std::process::id()
     );
     let pending_list = slurm_dir.join(format!("pending-{stamp}.txt"));
-    let tasks = results::write_pending(&pending_list, &experiment.name, &planned)?;
+    let tasks = results::write_pending(&pending_list, &experiment.name, planned)?;
     let settings = SlurmSettings {
         // A CUDA run needs a GPU of its own: ask for one unless told otherwise.
         gpus: settings
@@ -281,6 +282,7 @@ mod tests {
         let job = write_job(
             &experiment,
             &results_root,
+            &results::run_states(&experiment, &results_root),
             SlurmSettings::default(),
             ComputeDevice::Cuda(0),
             tmp.path(),
@@ -314,6 +316,7 @@ mod tests {
         let again = write_job(
             &experiment,
             &results_root,
+            &results::run_states(&experiment, &results_root),
             SlurmSettings::default(),
             ComputeDevice::Cpu,
             tmp.path(),

@@ -144,11 +144,10 @@ impl<'a> Trainer<'a> {
             )));
         }
         let varmap = VarMap::new();
-        let net = config.net(data.train.shape);
-        let network = models::build(&net, seeded_var_builder(&varmap, config.seed, device))?;
+        let network = build_model(config, data.train.shape, &varmap, device)?;
         let gradient_layers = match gradient_every {
             0 => Vec::new(),
-            _ => layer_weights(&net, &varmap)?,
+            _ => layer_weights(&config.net(data.train.shape), &varmap)?,
         };
         let sgd = Sgd::new(params::trainable(&varmap), t.momentum, t.weight_decay);
         let mut trainer = Trainer {

@@ -43,7 +43,7 @@ pub fn run(
     settings::fits_in_memory(&experiment, device)?;
     runner::worker::open_device(device).context("--device (or the experiment's `device`)")?;
     let data_dir = settings::dataset(&experiment, train)?;
-    match task.train(device, &data_dir)? {
+    match task.train(&run, device, &data_dir)? {
         TaskOutcome::AlreadyFinished { label, state } => {
             eprintln!("{label}: already {state}; nothing to do")
         }

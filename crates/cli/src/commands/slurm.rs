@@ -25,13 +25,17 @@ pub fn slurm(
     // Located (and downloaded) once here, not by every task at once.
     let data_dir = settings::dataset(&experiment, train)?;
     let device = settings::device(train, &experiment);
-    let Some(job) =
-        runner::slurm::write_job(&experiment, &at.results, resources, device, &data_dir)?
+    let Some(job) = runner::slurm::write_job(
+        &experiment,
+        &at.results,
+        &planned,
+        resources,
+        device,
+        &data_dir,
+    )?
     else {
-        eprintln!(
-            "{}: every run finished meanwhile; nothing to submit",
-            experiment.name
-        );
+        // Not reached: `planned` has a run to train (checked above).
+        eprintln!("{}: nothing to submit", experiment.name);
         return Ok(());
     };
     eprintln!(
