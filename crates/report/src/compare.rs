@@ -3,10 +3,13 @@
 //! option B, an MLP against the conv nets).
 
 use crate::aggregate::{final_errors, GroupStat};
-use crate::chart::{depth_chart, DepthSeries};
+use crate::chart::DepthSeries;
 use crate::error::ReportError;
 use crate::load::RunRecord;
-use crate::page::{fitted_axis_of, not_done, tera_error, write, ExperimentSummary, STYLE};
+use crate::page::{
+    depth_chart_of, depth_series, fitted_axis_of, not_done, tera_error, write, ExperimentSummary,
+    STYLE,
+};
 use crate::verdict::verdict;
 use experiment::{Experiment, ReportSettings};
 use std::path::{Path, PathBuf};
@@ -66,35 +69,17 @@ fn comparison_chart(
     settings: &ReportSettings,
 ) -> Result<Option<String>, ReportError> {
     let all = || finals.iter().flat_map(|(_, f)| f.iter());
-    if all().next().is_none() {
-        return Ok(None);
-    }
-    let mut series = Vec::new();
-    for (i, (name, f)) in finals.iter().enumerate() {
-        for (j, family) in Family::ALL.into_iter().enumerate() {
-            let groups: Vec<&GroupStat> = f.iter().filter(|g| g.family == family).collect();
-            if groups.is_empty() {
-                continue;
-            }
-            let of = |m: fn(&GroupStat) -> (f64, f64)| -> Vec<(f64, f64, f64)> {
-                groups
-                    .iter()
-                    .map(|g| {
-                        let (mean, std) = m(g);
-                        (g.depth as f64, 100.0 * mean, 100.0 * std)
-                    })
-                    .collect()
-            };
-            series.push(DepthSeries {
-                family: format!("{name} {family}"),
-                color: 2 * i + j,
-                train: of(|g| (g.train_error.mean, g.train_error.std)),
-                test: of(|g| (g.test_error.mean, g.test_error.std)),
-            });
-        }
-    }
-    let axis = fitted_axis_of(settings, all());
-    let min = all().map(|g| g.depth).min().unwrap_or(0) as f64;
-    let max = all().map(|g| g.depth).max().unwrap_or(0) as f64;
-    Ok(Some(depth_chart(&series, (min, max), axis)?))
+    let series: Vec<DepthSeries> = finals
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (name, f))| {
+            Family::ALL
+                .into_iter()
+                .enumerate()
+                .filter_map(move |(j, family)| {
+                    depth_series(f, family, format!("{name} {family}"), 2 * i + j)
+                })
+        })
+        .collect();
+    depth_chart_of(&series, all(), fitted_axis_of(settings, all()))
 }

@@ -255,34 +255,54 @@ fn panels(
 
 /// Final error against depth, one series per family (colours: plain red, residual blue).
 fn depth_figure(finals: &[GroupStat], axis: ErrorAxis) -> Result<Option<String>, ReportError> {
-    if finals.is_empty() {
-        return Ok(None);
-    }
     let series: Vec<DepthSeries> = [(Family::Plain, 3), (Family::Residual, 0)]
         .into_iter()
-        .filter(|(family, _)| finals.iter().any(|g| g.family == *family))
-        .map(|(family, color)| {
-            let of = |f: fn(&GroupStat) -> (f64, f64)| -> Vec<(f64, f64, f64)> {
-                finals
-                    .iter()
-                    .filter(|g| g.family == family)
-                    .map(|g| {
-                        let (m, s) = f(g);
-                        (g.depth as f64, 100.0 * m, 100.0 * s)
-                    })
-                    .collect()
-            };
-            DepthSeries {
-                family: family.to_string(),
-                color,
-                train: of(|g| (g.train_error.mean, g.train_error.std)),
-                test: of(|g| (g.test_error.mean, g.test_error.std)),
-            }
-        })
+        .filter_map(|(family, color)| depth_series(finals, family, family.to_string(), color))
         .collect();
-    let min = finals.iter().map(|g| g.depth).min().unwrap_or(0) as f64;
-    let max = finals.iter().map(|g| g.depth).max().unwrap_or(0) as f64;
-    Ok(Some(depth_chart(&series, (min, max), axis)?))
+    depth_chart_of(&series, finals.iter(), axis)
+}
+
+/// `family`'s final errors against depth (mean and std over seeds, in percent) as a
+/// series named `label`; None if `finals` has none of that family.
+pub(crate) fn depth_series(
+    finals: &[GroupStat],
+    family: Family,
+    label: String,
+    color: usize,
+) -> Option<DepthSeries> {
+    let groups: Vec<&GroupStat> = finals.iter().filter(|g| g.family == family).collect();
+    if groups.is_empty() {
+        return None;
+    }
+    let of = |f: fn(&GroupStat) -> (f64, f64)| -> Vec<(f64, f64, f64)> {
+        groups
+            .iter()
+            .map(|g| {
+                let (m, s) = f(g);
+                (g.depth as f64, 100.0 * m, 100.0 * s)
+            })
+            .collect()
+    };
+    Some(DepthSeries {
+        family: label,
+        color,
+        train: of(|g| (g.train_error.mean, g.train_error.std)),
+        test: of(|g| (g.test_error.mean, g.test_error.std)),
+    })
+}
+
+/// The final-error-against-depth chart of `series` over the depths of `groups`; None
+/// without a group.
+pub(crate) fn depth_chart_of<'a>(
+    series: &[DepthSeries],
+    groups: impl Iterator<Item = &'a GroupStat> + Clone,
+    axis: ErrorAxis,
+) -> Result<Option<String>, ReportError> {
+    let depths = groups.map(|g| g.depth);
+    let (Some(min), Some(max)) = (depths.clone().min(), depths.max()) else {
+        return Ok(None);
+    };
+    Ok(Some(depth_chart(series, (min as f64, max as f64), axis)?))
 }
 
 pub(crate) fn not_done(runs: &[RunRecord]) -> Vec<NotDone> {

@@ -5,10 +5,11 @@
 use super::load;
 use crate::args::{Locations, ReportFlags, ReportLocations};
 use crate::settings;
+use ::report::RunRecord;
 use ::report::{render_comparison, Compared};
 use anyhow::{bail, Result};
 use experiment::Experiment;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub fn report_command(at: &ReportLocations, look: &ReportFlags) -> Result<()> {
@@ -17,20 +18,16 @@ pub fn report_command(at: &ReportLocations, look: &ReportFlags) -> Result<()> {
         .iter()
         .map(|path| load(path))
         .collect::<Result<Vec<_>>>()?;
+    let runs = experiments
+        .iter()
+        .map(|e| ::report::load_runs(e, &at.results))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     let mut damaged = 0;
-    for (experiment, path) in experiments.iter().zip(&at.experiments) {
-        let one = Locations {
-            experiment: path.clone(),
-            results: at.results.clone(),
-        };
-        damaged += report(experiment, &one, look)?;
+    for (experiment, runs) in experiments.iter().zip(&runs) {
+        damaged += report_runs(experiment, runs, &at.results, look)?;
     }
     if let [first, _, ..] = experiments.as_slice() {
         let settings = settings::report(look, first)?;
-        let runs = experiments
-            .iter()
-            .map(|e| ::report::load_runs(e, &at.results))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
         let compared: Vec<Compared> = experiments
             .iter()
             .zip(&runs)
@@ -50,7 +47,18 @@ pub fn report_command(at: &ReportLocations, look: &ReportFlags) -> Result<()> {
 /// Writes the report and says where; returns how many of the results' files did not
 /// read back (each named in a warning, and left out of the report).
 pub fn report(experiment: &Experiment, at: &Locations, look: &ReportFlags) -> Result<usize> {
-    let written = write(experiment, at, look, false)?;
+    let runs = ::report::load_runs(experiment, &at.results)?;
+    report_runs(experiment, &runs, &at.results, look)
+}
+
+/// `report` of `runs`, the experiment's runs as loaded from `results`.
+fn report_runs(
+    experiment: &Experiment,
+    runs: &[RunRecord],
+    results: &Path,
+    look: &ReportFlags,
+) -> Result<usize> {
+    let written = write(experiment, runs, results, look, false)?;
     for problem in &written.problems {
         eprintln!("warning: {problem}");
     }
@@ -72,13 +80,13 @@ struct Written {
 
 fn write(
     experiment: &Experiment,
-    at: &Locations,
+    runs: &[RunRecord],
+    results: &Path,
     look: &ReportFlags,
     live: bool,
 ) -> Result<Written> {
     let settings = settings::report(look, experiment)?;
     let reports = &look.reports;
-    let runs = ::report::load_runs(experiment, &at.results)?;
     let problems = runs
         .iter()
         .flat_map(|r| {
@@ -90,10 +98,10 @@ fn write(
     let command = format!(
         "degrade sweep {} --results {} --reports {}",
         experiment.path.display(),
-        at.results.display(),
+        results.display(),
         reports.display()
     );
-    let page = ::report::render_experiment(experiment, &runs, reports, &settings, &command, live)?;
+    let page = ::report::render_experiment(experiment, runs, reports, &settings, &command, live)?;
     let index = ::report::render_index(reports)?;
     Ok(Written {
         page,
@@ -146,7 +154,10 @@ impl<'a> LiveReport<'a> {
             return;
         }
         self.last = Some(Instant::now());
-        if let Err(e) = write(self.experiment, self.at, self.look, true) {
+        let written = ::report::load_runs(self.experiment, &self.at.results)
+            .map_err(anyhow::Error::from)
+            .and_then(|runs| write(self.experiment, &runs, &self.at.results, self.look, true));
+        if let Err(e) = written {
             if !std::mem::replace(&mut self.warned, true) {
                 eprintln!("warning: the live report could not be written: {e:#}");
             }
