@@ -1,6 +1,7 @@
 //! The report and the Parquet files as outside tools see them: headless Chromium opens
 //! the HTML (no console errors, every chart an inline SVG with visible lines, a
-//! screenshot kept under target/), and Python's pyarrow reads the Parquet files.
+//! screenshot kept under target/) and its figures answer the mouse, and Python's
+//! pyarrow reads the Parquet files.
 //! CI installs both and sets DEGRADE_REQUIRE_CHROMIUM / DEGRADE_REQUIRE_PYARROW, so
 //! there these tests cannot silently skip.
 
@@ -66,45 +67,59 @@ fn report_opens_in_headless_chromium() {
     let url = format!("file://{}", page.display());
     let profile = ws.root.join("chromium-profile");
 
-    let out = chromium(
-        &profile,
-        &["--enable-logging=stderr", "--v=0", "--dump-dom", &url],
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    let log = String::from_utf8_lossy(&out.stderr);
-    let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
-    assert!(console.is_empty(), "console messages: {console:?}");
-    let dom = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        dom.contains("id=\"verdict\""),
-        "verdict missing from the DOM"
-    );
-    assert!(
-        !dom.contains("src=\"http") && !dom.contains("href=\"http"),
-        "the report must not fetch anything"
-    );
-    // Two family panels and the error-vs-depth chart, then the diagnostics (gradient
-    // norms at initialisation, responses, lesion: the tiny sweep is too short for a
-    // second gradient log), each an inline SVG with lines.
-    let figures: Vec<&str> = dom.split("<figure").skip(1).collect();
-    assert_eq!(figures.len(), 6, "expected 6 figures");
-    for figure in figures {
-        let svg = figure.split("</figure>").next().unwrap();
-        assert!(svg.contains("<svg"), "a figure without inline SVG");
-        let visible_lines = svg
-            .split("<polyline")
-            .skip(1)
-            .filter(|p| {
-                let tag = p.split('>').next().unwrap_or("");
-                let points = tag
-                    .split("points=\"")
-                    .nth(1)
-                    .and_then(|r| r.split('"').next())
-                    .unwrap_or("");
-                !tag.contains("stroke=\"none\"") && points.split_whitespace().count() >= 2
-            })
-            .count();
-        assert!(visible_lines >= 2, "a chart without visible lines");
+    // With the page's script (the DOM Chromium built: figures redrawn, interactive) and
+    // without it (the file as written: the SVG the report drew, which is what print,
+    // e-mail and a reader without JavaScript get): the same figures, with visible lines.
+    for script in [true, false] {
+        let dom = if script {
+            let out = chromium(
+                &profile,
+                &["--enable-logging=stderr", "--v=0", "--dump-dom", &url],
+            );
+            assert!(out.status.success(), "{}", text(&out));
+            let log = String::from_utf8_lossy(&out.stderr);
+            let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
+            assert!(console.is_empty(), "console messages: {console:?}");
+            String::from_utf8_lossy(&out.stdout).to_string()
+        } else {
+            std::fs::read_to_string(&page).unwrap()
+        };
+        assert!(
+            dom.contains("id=\"verdict\""),
+            "verdict missing from the DOM"
+        );
+        assert!(
+            !dom.contains("src=\"http") && !dom.contains("href=\"http"),
+            "the report must not fetch anything"
+        );
+        // Two family panels and the error-vs-depth chart, then the diagnostics (gradient
+        // norms at initialisation, responses, lesion: the tiny sweep is too short for a
+        // second gradient log), each an inline SVG with lines.
+        let figures: Vec<&str> = dom.split("<figure class=").skip(1).collect();
+        assert_eq!(figures.len(), 6, "expected 6 figures (script {script})");
+        for figure in figures {
+            let figure = figure.split("</figure>").next().unwrap();
+            let interactive = figure.starts_with("\"panel interactive\"");
+            assert_eq!(interactive, script, "script {script}: {}", &figure[..80]);
+            assert!(figure.contains("<svg"), "a figure without inline SVG");
+            let visible_lines = figure
+                .split("<polyline")
+                .skip(1)
+                .filter(|p| {
+                    let tag = p.split('>').next().unwrap_or("");
+                    let points = tag
+                        .split("points=\"")
+                        .nth(1)
+                        .and_then(|r| r.split('"').next())
+                        .unwrap_or("");
+                    !tag.contains("stroke=\"none\"") && points.split_whitespace().count() >= 2
+                })
+                .count();
+            assert!(
+                visible_lines >= 2,
+                "a chart without visible lines (script {script})"
+            );
+        }
     }
 
     let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/report-screenshots");
@@ -126,6 +141,36 @@ fn report_opens_in_headless_chromium() {
         "screenshot too small"
     );
     eprintln!("screenshot: {}", shot.display());
+}
+
+/// The figures driven in a real browser as a reader would, over the DevTools protocol
+/// (tests/drive_report.py): a hovered point's tooltip against the Parquet files (a mean
+/// curve and one seed's), the legend hiding and showing a depth, the log axis, the
+/// smoothing slider, SVG and PNG downloads, and no console error.
+#[test]
+fn report_figures_answer_the_mouse_in_headless_chromium() {
+    if !available("chromium", &["--version"], "DEGRADE_REQUIRE_CHROMIUM")
+        || !available(
+            "python3",
+            &["-c", "import pyarrow"],
+            "DEGRADE_REQUIRE_PYARROW",
+        )
+    {
+        return;
+    }
+    let ws = swept();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/drive_report.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(ws.root.join("reports/browser/index.html"))
+        .arg(ws.root.join("results/browser"))
+        .arg(ws.root.join("devtools"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("no console errors"), "{stdout}");
+    eprintln!("{stdout}");
 }
 
 #[test]

@@ -2,9 +2,13 @@
 //! - Figure-6-style panels: error (%) against epoch, training error dashed, test error
 //!   solid, one colour per depth (the same colour in every panel);
 //! - error against depth: final training and test error, plain vs residual, with a
-//!   mean ± std band over seeds.
+//!   mean ± std band over seeds;
+//! - values against layer or block index (the diagnostics).
+//!
+//! Each returns a [`Figure`]: the SVG and the data the page's script redraws it from.
 
 use crate::error::ReportError;
+use crate::figure::{Figure, FigureData, SeedCurve, SeriesData};
 use crate::numbers;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
@@ -24,6 +28,39 @@ const PALETTE: [RGBColor; 10] = [
 ];
 
 const SIZE: (u32, u32) = (560, 380);
+
+fn hex(color: usize) -> String {
+    let RGBColor(r, g, b) = PALETTE[color % PALETTE.len()];
+    format!("#{r:02x}{g:02x}{b:02x}")
+}
+
+fn xy(points: &[(f64, f64)]) -> Vec<[f64; 2]> {
+    points.iter().map(|&(x, y)| [x, y]).collect()
+}
+
+/// Exponential moving average with TensorBoard's bias correction: the first values are
+/// not pulled towards zero. `weight` 0 returns the values unchanged. (The page's script
+/// has the same function for its slider.)
+pub(crate) fn smooth(values: &[f64], weight: f64) -> Vec<f64> {
+    let mut ema = 0.0;
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            ema = weight * ema + (1.0 - weight) * v;
+            ema / (1.0 - weight.powi(i as i32 + 1))
+        })
+        .collect()
+}
+
+fn smoothed(points: &[(f64, f64)], weight: f64) -> Vec<(f64, f64)> {
+    let ys: Vec<f64> = points.iter().map(|p| p.1).collect();
+    points
+        .iter()
+        .map(|p| p.0)
+        .zip(smooth(&ys, weight))
+        .collect()
+}
 
 /// The error axis: linear or log10, over `[lo, hi]` percent. A log axis is drawn as a
 /// linear axis over log10 values with labels mapped back, so both share one code path.
@@ -63,11 +100,23 @@ impl ErrorAxis {
     }
 }
 
-/// One depth's curves: (epoch, error in %).
+/// One depth's curves: (epoch, error in %), means over seeds, unsmoothed.
 #[derive(Debug, Clone)]
 pub struct Curve {
     pub label: String,
     pub color: usize,
+    pub train: Vec<(f64, f64)>,
+    pub test: Vec<(f64, f64)>,
+    /// Optimiser steps done at each epoch, where the files say.
+    pub iterations: Vec<Option<u64>>,
+    /// The seeds the curves are the mean of.
+    pub seeds: Vec<SeedRun>,
+}
+
+/// One seed's curves of a depth.
+#[derive(Debug, Clone)]
+pub struct SeedRun {
+    pub label: String,
     pub train: Vec<(f64, f64)>,
     pub test: Vec<(f64, f64)>,
 }
@@ -134,15 +183,54 @@ fn chart_error(title: &str) -> impl Fn(Box<dyn std::error::Error + '_>) -> Repor
     }
 }
 
+/// A Figure-6 panel; the SVG draws the curves smoothed with `smoothing` (the data
+/// keeps them raw, with the weight).
 pub fn error_panel(
     title: &str,
     curves: &[Curve],
     max_epoch: f64,
     axis: ErrorAxis,
-) -> Result<String, ReportError> {
+    smoothing: f64,
+) -> Result<Figure, ReportError> {
     let mut svg = String::new();
-    draw_panel(&mut svg, title, curves, max_epoch, axis).map_err(chart_error(title))?;
-    Ok(svg)
+    draw_panel(&mut svg, title, curves, max_epoch, axis, smoothing).map_err(chart_error(title))?;
+    let series = curves
+        .iter()
+        .flat_map(|c| {
+            [(true, &c.train), (false, &c.test)].map(|(train, points)| SeriesData {
+                group: c.label.clone(),
+                kind: if train { "train error" } else { "test error" }.into(),
+                color: hex(c.color),
+                dashed: train,
+                markers: false,
+                points: xy(points),
+                sd: Vec::new(),
+                iterations: c.iterations.clone(),
+                seeds: c
+                    .seeds
+                    .iter()
+                    .map(|s| SeedCurve {
+                        label: s.label.clone(),
+                        points: xy(if train { &s.train } else { &s.test }),
+                    })
+                    .collect(),
+                n: c.seeds.len().max(1),
+            })
+        })
+        .collect();
+    Ok(Figure {
+        svg,
+        data: FigureData {
+            title: title.into(),
+            x_label: "epoch".into(),
+            x_name: "epoch".into(),
+            y_label: "error (%)".into(),
+            y_unit: "%".into(),
+            log_y: axis.log,
+            smoothing: Some(smoothing),
+            series,
+        },
+    })
 }
 
 fn draw_panel<'a>(
@@ -151,6 +239,7 @@ fn draw_panel<'a>(
     curves: &[Curve],
     max_epoch: f64,
     axis: ErrorAxis,
+    smoothing: f64,
 ) -> DrawResult<'a> {
     let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
     let mut chart = frame(&root, title, 1f64..max_epoch.max(2.0), axis)?;
@@ -164,9 +253,9 @@ fn draw_panel<'a>(
         .label_style(("sans-serif", 13))
         .draw()?;
     let map = |points: &[(f64, f64)]| {
-        points
-            .iter()
-            .map(|&(x, y)| (x, axis.map(y)))
+        smoothed(points, smoothing)
+            .into_iter()
+            .map(|(x, y)| (x, axis.map(y)))
             .collect::<Vec<_>>()
     };
     for curve in curves {
@@ -193,11 +282,41 @@ pub fn depth_chart(
     series: &[DepthSeries],
     depths: (f64, f64),
     axis: ErrorAxis,
-) -> Result<String, ReportError> {
+) -> Result<Figure, ReportError> {
     let title = "final error against depth";
     let mut svg = String::new();
     draw_depth(&mut svg, title, series, depths, axis).map_err(chart_error(title))?;
-    Ok(svg)
+    let lines = series
+        .iter()
+        .flat_map(|s| {
+            [(true, &s.train), (false, &s.test)].map(|(train, points)| SeriesData {
+                group: s.family.clone(),
+                kind: if train { "train error" } else { "test error" }.into(),
+                color: hex(s.color),
+                dashed: train,
+                markers: true,
+                points: points.iter().map(|&(d, m, _)| [d, m]).collect(),
+                sd: points.iter().map(|p| p.2).collect(),
+                iterations: Vec::new(),
+                seeds: Vec::new(),
+                n: 1,
+            })
+        })
+        .filter(|line| !line.points.is_empty())
+        .collect();
+    Ok(Figure {
+        svg,
+        data: FigureData {
+            title: title.into(),
+            x_label: "depth (weighted layers)".into(),
+            x_name: "depth".into(),
+            y_label: "error (%)".into(),
+            y_unit: "%".into(),
+            log_y: axis.log,
+            smoothing: None,
+            series: lines,
+        },
+    })
 }
 
 fn draw_depth<'a>(
@@ -277,17 +396,50 @@ pub struct LayerSeries {
 }
 
 /// A chart of values against layer (or block) index; `log_y` for quantities that span
-/// orders of magnitude (gradient norms).
+/// orders of magnitude (gradient norms). `y_desc` names the quantity; the SVG adds
+/// "(log scale)" to it on a log axis.
 pub fn layer_chart(
     title: &str,
     x_desc: &str,
     y_desc: &str,
     log_y: bool,
     series: &[LayerSeries],
-) -> Result<String, ReportError> {
+) -> Result<Figure, ReportError> {
     let mut svg = String::new();
-    draw_layers(&mut svg, title, x_desc, y_desc, log_y, series).map_err(chart_error(title))?;
-    Ok(svg)
+    let axis_desc = match log_y {
+        true => format!("{y_desc} (log scale)"),
+        false => y_desc.to_string(),
+    };
+    draw_layers(&mut svg, title, x_desc, &axis_desc, log_y, series).map_err(chart_error(title))?;
+    let lines = series
+        .iter()
+        .map(|s| SeriesData {
+            group: s.label.clone(),
+            kind: String::new(),
+            color: hex(s.color),
+            dashed: s.dashed,
+            markers: false,
+            points: xy(&s.points),
+            sd: Vec::new(),
+            iterations: Vec::new(),
+            seeds: Vec::new(),
+            n: 1,
+        })
+        .collect();
+    Ok(Figure {
+        svg,
+        data: FigureData {
+            title: title.into(),
+            x_label: x_desc.into(),
+            // "weighted layer" -> "layer": what one tick is called in a tooltip.
+            x_name: x_desc.rsplit(' ').next().unwrap_or(x_desc).into(),
+            y_label: y_desc.into(),
+            y_unit: String::new(),
+            log_y,
+            smoothing: None,
+            series: lines,
+        },
+    })
 }
 
 fn draw_layers<'a>(
@@ -379,19 +531,29 @@ mod tests {
                 color: 0,
                 train: vec![(1.0, 20.0), (2.0, 10.0)],
                 test: vec![(1.0, 22.0), (2.0, 12.0)],
+                iterations: vec![Some(5), Some(10)],
+                seeds: vec![SeedRun {
+                    label: "seed 0".into(),
+                    train: vec![(1.0, 20.0), (2.0, 10.0)],
+                    test: vec![(1.0, 22.0), (2.0, 12.0)],
+                }],
             },
             Curve {
                 label: "depth 64".into(),
                 color: 1,
                 train: vec![(1.0, 80.0), (2.0, 70.0)],
                 test: vec![(1.0, 81.0), (2.0, 72.0)],
+                iterations: Vec::new(),
+                seeds: Vec::new(),
             },
         ]
     }
 
     #[test]
     fn panel_is_an_svg_with_labels_and_palette_colours() {
-        let svg = error_panel("plain", &curves(), 2.0, LINEAR).unwrap();
+        let svg = error_panel("plain", &curves(), 2.0, LINEAR, 0.0)
+            .unwrap()
+            .svg;
         assert!(svg.starts_with("<svg"), "{}", &svg[..50]);
         assert!(svg.contains("depth 64") && svg.contains("error (%)"));
         assert!(
@@ -414,7 +576,7 @@ mod tests {
             0.0,
             "values below the axis are clamped to it"
         );
-        let svg = error_panel("plain", &curves(), 2.0, axis).unwrap();
+        let svg = error_panel("plain", &curves(), 2.0, axis, 0.0).unwrap().svg;
         assert!(svg.contains("log scale"));
     }
 
@@ -434,7 +596,9 @@ mod tests {
                 points: vec![(1.0, 0.1), (8.0, 0.5)],
             },
         ];
-        let svg = layer_chart("gradients", "layer", "norm", true, &series).unwrap();
+        let svg = layer_chart("gradients", "layer", "norm", true, &series)
+            .unwrap()
+            .svg;
         assert!(svg.contains("plain-8") && svg.contains("residual-8"));
         // Decades as powers of ten (10⁻⁴ to 1), not "1e-4.0".
         assert!(svg.contains("10⁻²") && !svg.contains("1e"), "{svg}");
@@ -452,7 +616,9 @@ mod tests {
             dashed: false,
             points: vec![(1.0, 0.0), (32.0, 700.0), (64.0, 1400.0)],
         }];
-        let svg = layer_chart("responses", "layer", "std", false, &series).unwrap();
+        let svg = layer_chart("responses", "layer", "std", false, &series)
+            .unwrap()
+            .svg;
         let labels: Vec<&str> = svg
             .split("</text>")
             .filter_map(|t| t.rsplit('>').next())
@@ -474,10 +640,77 @@ mod tests {
             train: vec![(4.0, 9.0, sd), (64.0, 79.0, sd)],
             test: vec![(4.0, 11.0, sd), (64.0, 81.0, sd)],
         };
-        let with = depth_chart(&[series(1.0)], (4.0, 64.0), LINEAR).unwrap();
-        let without = depth_chart(&[series(0.0)], (4.0, 64.0), LINEAR).unwrap();
+        let with = depth_chart(&[series(1.0)], (4.0, 64.0), LINEAR)
+            .unwrap()
+            .svg;
+        let without = depth_chart(&[series(0.0)], (4.0, 64.0), LINEAR)
+            .unwrap()
+            .svg;
         assert!(with.matches("<polygon").count() >= 2, "bands expected");
         assert_eq!(without.matches("<polygon").count(), 0);
         assert!(with.contains("plain train") && with.contains("plain test"));
+    }
+    #[test]
+    fn smoothing_is_bias_corrected_and_zero_weight_is_identity() {
+        let v = [10.0, 20.0, 30.0];
+        assert_eq!(smooth(&v, 0.0), v.to_vec());
+        let s = smooth(&[5.0, 5.0, 5.0], 0.9);
+        assert!(s.iter().all(|x| (x - 5.0).abs() < 1e-9), "{s:?}");
+        let s = smooth(&v, 0.5);
+        assert_eq!(s[0], 10.0);
+        assert!(s[2] < 30.0 && s[2] > s[1]);
+    }
+
+    /// The data beside a panel holds the raw means (the SVG draws them smoothed), each
+    /// depth's training and test line under one legend group, its seeds and iterations.
+    #[test]
+    fn panel_data_keeps_raw_values_seeds_and_groups() {
+        let figure = error_panel("plain", &curves(), 2.0, LINEAR, 0.6).unwrap();
+        let data = &figure.data;
+        assert_eq!(data.smoothing, Some(0.6));
+        assert_eq!(data.series.len(), 4);
+        let train = &data.series[0];
+        assert_eq!(
+            (train.group.as_str(), train.kind.as_str()),
+            ("depth 4", "train error")
+        );
+        assert!(train.dashed && !data.series[1].dashed);
+        assert_eq!(train.points, vec![[1.0, 20.0], [2.0, 10.0]], "unsmoothed");
+        assert_eq!(train.iterations, vec![Some(5), Some(10)]);
+        assert_eq!(train.seeds[0].label, "seed 0");
+        assert_eq!(
+            data.series[1].seeds[0].points,
+            vec![[1.0, 22.0], [2.0, 12.0]]
+        );
+        assert_eq!(train.color, "#1f77b4");
+        // The SVG's second training point is the smoothed one: 0.6 * 20 + 0.4 * 10,
+        // bias-corrected, = 13.75, not 10.
+        let smoothed = smooth(&[20.0, 10.0], 0.6);
+        assert!((smoothed[1] - 13.75).abs() < 1e-9, "{smoothed:?}");
+    }
+
+    #[test]
+    fn depth_and_layer_data_carry_spread_and_names() {
+        let series = DepthSeries {
+            family: "plain".into(),
+            color: 3,
+            train: vec![(4.0, 9.0, 1.0), (64.0, 79.0, 2.0)],
+            test: vec![],
+        };
+        let data = depth_chart(&[series], (4.0, 64.0), LINEAR).unwrap().data;
+        assert_eq!(data.series.len(), 1, "an empty line is left out");
+        assert_eq!(data.series[0].sd, vec![1.0, 2.0]);
+        assert!(data.series[0].markers && data.smoothing.is_none());
+        assert_eq!(data.x_name, "depth");
+        let layers = [LayerSeries {
+            label: "plain-8".into(),
+            color: 0,
+            dashed: false,
+            points: vec![(1.0, 0.5)],
+        }];
+        let figure = layer_chart("g", "weighted layer", "norm", true, &layers).unwrap();
+        assert_eq!(figure.data.x_name, "layer");
+        assert_eq!(figure.data.y_label, "norm");
+        assert!(figure.svg.contains("norm (log scale)"));
     }
 }

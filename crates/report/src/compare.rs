@@ -8,7 +8,7 @@ use crate::error::ReportError;
 use crate::load::RunRecord;
 use crate::page::{
     depth_chart_of, depth_series, fitted_axis_of, not_done, tera_error, write, ExperimentSummary,
-    STYLE,
+    FIGURE_SCRIPT, STYLE,
 };
 use crate::verdict::verdict;
 use experiment::{Experiment, ReportSettings};
@@ -50,6 +50,7 @@ pub fn render_comparison(
     let mut ctx = tera::Context::new();
     ctx.insert("title", &title);
     ctx.insert("style", STYLE);
+    ctx.insert("script", FIGURE_SCRIPT);
     ctx.insert("experiments", &rows);
     ctx.insert("chart", &chart);
     let html = tera

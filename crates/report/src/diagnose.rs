@@ -12,7 +12,7 @@ use vocab::Family;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DiagnosticsView {
-    /// Inline SVG charts.
+    /// Inline SVG charts, each with its data (`Figure::html`).
     pub charts: Vec<String>,
     /// What they show, one sentence each.
     pub findings: Vec<String>,
@@ -132,33 +132,42 @@ pub fn diagnostics_view(runs: &[RunRecord]) -> Result<Option<DiagnosticsView>, R
     let mut charts = Vec::new();
     let mut findings = Vec::new();
     if !init.is_empty() {
-        charts.push(layer_chart(
-            "gradient norm at initialisation",
-            "weighted layer",
-            "||dL/dW|| (log scale)",
-            true,
-            &series(&init, &depths),
-        )?);
+        charts.push(
+            layer_chart(
+                "gradient norm at initialisation",
+                "weighted layer",
+                "||dL/dW||",
+                true,
+                &series(&init, &depths),
+            )?
+            .html(),
+        );
         findings.extend(gradient_finding(&init, "at initialisation"));
     }
     if !end.is_empty() {
-        charts.push(layer_chart(
-            "gradient norm at the end of training",
-            "weighted layer",
-            "||dL/dW|| (log scale)",
-            true,
-            &series(&end, &depths),
-        )?);
+        charts.push(
+            layer_chart(
+                "gradient norm at the end of training",
+                "weighted layer",
+                "||dL/dW||",
+                true,
+                &series(&end, &depths),
+            )?
+            .html(),
+        );
         findings.extend(gradient_finding(&end, "at the end of training"));
     }
     if !responses.is_empty() {
-        charts.push(layer_chart(
-            "layer responses after training (Figure 7)",
-            "weighted layer",
-            "std of BN output (log scale)",
-            true,
-            &series(&responses, &depths),
-        )?);
+        charts.push(
+            layer_chart(
+                "layer responses after training (Figure 7)",
+                "weighted layer",
+                "std of BN output",
+                true,
+                &series(&responses, &depths),
+            )?
+            .html(),
+        );
         if let Some(d) = deepest_pair(&responses) {
             let avg = |f| {
                 responses
@@ -176,13 +185,16 @@ pub fn diagnostics_view(runs: &[RunRecord]) -> Result<Option<DiagnosticsView>, R
         }
     }
     if !lesion.is_empty() {
-        charts.push(layer_chart(
-            "lesion: test error rise when one block is deleted",
-            "block",
-            "test error rise (points)",
-            false,
-            &series(&lesion, &depths),
-        )?);
+        charts.push(
+            layer_chart(
+                "lesion: test error rise when one block is deleted",
+                "block",
+                "test error rise (points)",
+                false,
+                &series(&lesion, &depths),
+            )?
+            .html(),
+        );
         if let Some(d) = deepest_pair(&lesion) {
             let stats = |f| {
                 lesion.get(&(f, d)).map(|m| {

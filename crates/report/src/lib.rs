@@ -9,6 +9,7 @@ mod chart;
 mod compare;
 mod diagnose;
 mod error;
+mod figure;
 mod load;
 mod numbers;
 mod page;

@@ -2,12 +2,12 @@
 //! in `templates/` (compiled into the binary, so the report needs no files at run time).
 
 use crate::aggregate::{epoch_means, final_errors, GroupStat};
-use crate::chart::{depth_chart, error_panel, Curve, DepthSeries, ErrorAxis};
+use crate::chart::{depth_chart, error_panel, Curve, DepthSeries, ErrorAxis, SeedRun};
 use crate::error::ReportError;
 use crate::load::RunRecord;
 use crate::verdict::{verdict, NotDone, Verdict};
 use experiment::{Experiment, ReportSettings};
-use results::RunState;
+use results::{MetricRow, RunState};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -16,6 +16,8 @@ use vocab::Family;
 const EXPERIMENT_TEMPLATE: &str = include_str!("../../../templates/experiment.html");
 const INDEX_TEMPLATE: &str = include_str!("../../../templates/index.html");
 pub(crate) const STYLE: &str = include_str!("../../../templates/style.css");
+/// The figures' script: hover values, legend toggles, axes, smoothing, seeds, downloads.
+pub(crate) const FIGURE_SCRIPT: &str = include_str!("../../../templates/figures.js");
 
 /// What `reports/<experiment>/summary.json` holds, for the index page.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -123,20 +125,6 @@ fn relative(from_dir: &Path, to: &Path) -> PathBuf {
     out
 }
 
-/// Exponential moving average with TensorBoard's bias correction: the first values are
-/// not pulled towards zero. `weight` 0 returns the values unchanged.
-pub(crate) fn smooth(values: &[f64], weight: f64) -> Vec<f64> {
-    let mut ema = 0.0;
-    values
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            ema = weight * ema + (1.0 - weight) * v;
-            ema / (1.0 - weight.powi(i as i32 + 1))
-        })
-        .collect()
-}
-
 /// The error axis: the user's range, or one fitted to the data (in percent).
 fn error_axis(settings: &ReportSettings, stats: &[GroupStat]) -> ErrorAxis {
     fitted_axis_of(settings, stats.iter())
@@ -201,7 +189,8 @@ fn depths_of(runs: &[RunRecord]) -> Vec<usize> {
     depths
 }
 
-/// Figure-6 panels, one per family, from the per-epoch means over seeds.
+/// Figure-6 panels, one per family, from the per-epoch means over seeds, each depth with
+/// its seeds' own curves (the runs that did not diverge, as in the means).
 fn panels(
     runs: &[RunRecord],
     means: &[GroupStat],
@@ -228,26 +217,59 @@ fn panels(
                     if points.is_empty() {
                         return None;
                     }
-                    let epochs: Vec<f64> = points.iter().map(|g| f64::from(g.epoch)).collect();
-                    let series = |f: fn(&GroupStat) -> f64| -> Vec<(f64, f64)> {
-                        let raw: Vec<f64> = points.iter().map(|g| 100.0 * f(g)).collect();
-                        epochs
+                    let mean = |f: fn(&GroupStat) -> f64| -> Vec<(f64, f64)> {
+                        points
                             .iter()
-                            .copied()
-                            .zip(smooth(&raw, settings.smoothing))
+                            .map(|g| (f64::from(g.epoch), 100.0 * f(g)))
                             .collect()
                     };
+                    let seeds: Vec<&RunRecord> = runs
+                        .iter()
+                        .filter(|r| r.config.family == family && r.config.depth == depth)
+                        .filter(|r| r.state != RunState::Diverged && !r.rows.is_empty())
+                        .collect();
+                    let of_run = |r: &RunRecord, f: fn(&MetricRow) -> f64| {
+                        r.rows
+                            .iter()
+                            .map(|row| (f64::from(row.epoch), 100.0 * f(row)))
+                            .collect()
+                    };
+                    // The iterations of an epoch are the same for every seed.
+                    let iterations = points
+                        .iter()
+                        .map(|g| {
+                            seeds.iter().find_map(|r| {
+                                r.rows.iter().find(|row| row.epoch == g.epoch)?.iteration
+                            })
+                        })
+                        .collect();
                     Some(Curve {
                         label: format!("{family}-{depth}"),
                         color,
-                        train: series(|g| g.train_error.mean),
-                        test: series(|g| g.test_error.mean),
+                        train: mean(|g| g.train_error.mean),
+                        test: mean(|g| g.test_error.mean),
+                        iterations,
+                        seeds: seeds
+                            .iter()
+                            .map(|r| SeedRun {
+                                label: format!("seed {}", r.config.seed),
+                                train: of_run(r, |row| row.train_error),
+                                test: of_run(r, |row| row.test_error),
+                            })
+                            .collect(),
                     })
                 })
                 .collect();
             Ok(Panel {
                 family: family.to_string(),
-                svg: error_panel(&format!("{family} nets"), &curves, max_epoch, axis)?,
+                svg: error_panel(
+                    &format!("{family} nets"),
+                    &curves,
+                    max_epoch,
+                    axis,
+                    settings.smoothing,
+                )?
+                .html(),
             })
         })
         .collect()
@@ -302,7 +324,9 @@ pub(crate) fn depth_chart_of<'a>(
     let (Some(min), Some(max)) = (depths.clone().min(), depths.max()) else {
         return Ok(None);
     };
-    Ok(Some(depth_chart(series, (min as f64, max as f64), axis)?))
+    Ok(Some(
+        depth_chart(series, (min as f64, max as f64), axis)?.html(),
+    ))
 }
 
 pub(crate) fn not_done(runs: &[RunRecord]) -> Vec<NotDone> {
@@ -456,6 +480,7 @@ pub fn render_experiment(
     ctx.insert("name", &experiment.name);
     ctx.insert("live", &live);
     ctx.insert("live_refresh_s", &LIVE_REFRESH_S);
+    ctx.insert("script", FIGURE_SCRIPT);
     ctx.insert("style", STYLE);
     ctx.insert("verdict", &verdict);
     ctx.insert("panels", &panels(runs, &means, settings, axis)?);
@@ -517,7 +542,7 @@ pub fn render_index(reports_root: &Path) -> Result<PathBuf, ReportError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{fitted_axis, relative, smooth};
+    use super::{fitted_axis, relative};
     use crate::chart::{depth_chart, error_panel, Curve, DepthSeries};
     use std::path::Path;
 
@@ -548,8 +573,10 @@ mod tests {
                         color: 0,
                         train: points.clone(),
                         test: points,
+                        iterations: Vec::new(),
+                        seeds: Vec::new(),
                     };
-                    error_panel("p", &[curve], 2.0, axis).expect(&case);
+                    error_panel("p", &[curve], 2.0, axis, 0.0).expect(&case);
                     let series = DepthSeries {
                         family: "plain".into(),
                         color: 0,
@@ -563,17 +590,6 @@ mod tests {
             let axis = fitted_axis(log, std::iter::empty());
             assert!(axis.lo < axis.hi, "{axis:?}");
         }
-    }
-
-    #[test]
-    fn smoothing_is_bias_corrected_and_zero_weight_is_identity() {
-        let v = [10.0, 20.0, 30.0];
-        assert_eq!(smooth(&v, 0.0), v.to_vec());
-        let s = smooth(&[5.0, 5.0, 5.0], 0.9);
-        assert!(s.iter().all(|x| (x - 5.0).abs() < 1e-9), "{s:?}");
-        let s = smooth(&v, 0.5);
-        assert_eq!(s[0], 10.0);
-        assert!(s[2] < 30.0 && s[2] > s[1]);
     }
 
     #[test]
