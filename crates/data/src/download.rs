@@ -60,15 +60,19 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-fn create_dir(dest: &Path) -> Result<(), DataError> {
+pub(crate) fn create_dir(dest: &Path) -> Result<(), DataError> {
     std::fs::create_dir_all(dest).map_err(|source| DataError::Io {
         path: dest.to_path_buf(),
         source,
     })
 }
 
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
 fn check_sha256(url: &str, bytes: &[u8], expected: &str, what: DigestOf) -> Result<(), DataError> {
-    let actual = hex(&Sha256::digest(bytes));
+    let actual = sha256_hex(bytes);
     if actual != expected {
         return Err(DataError::Checksum {
             url: url.to_string(),
@@ -187,7 +191,7 @@ fn fetch(agent: &ureq::Agent, url: &str) -> Result<Vec<u8>, DataError> {
         .map_err(|e| fail(format!("reading the body: {e}")))
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
     let io = |source| DataError::Io {
         path: path.to_path_buf(),
         source,

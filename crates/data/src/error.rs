@@ -55,6 +55,8 @@ pub enum DataError {
         expected: String,
         actual: String,
     },
+    #[error("the Hugging Face Hub's {repo}: {detail}")]
+    Hub { repo: String, detail: String },
     #[error("{dataset} not found. Tried:\n{tried}\nFix: {fix}put its files ({expected}) in a directory and pass it with --data-dir, `dataset.dir` in the experiment YAML or the {env_var} environment variable.")]
     NotFound {
         dataset: String,

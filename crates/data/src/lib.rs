@@ -1,9 +1,13 @@
 //! Image-classification data on disk: IDX files (MNIST, Fashion-MNIST) and CIFAR-10's
-//! binary batches, where to find them, and how to fetch them. No tensors here: the trainer turns bytes into tensors.
+//! binary batches, where to find them, and how to fetch them. No tensors here: the trainer
+//! turns bytes into tensors (only the optional Hub source, `hub.rs`, meets candle's
+//! tensors, and turns them back into the canonical files).
 
 mod cifar;
 mod download;
 mod error;
+#[cfg(feature = "candle-datasets")]
+mod hub;
 mod idx;
 mod image_set;
 mod locate;

@@ -1,6 +1,7 @@
 //! Where a dataset's files are, in the documented order: a directory given by the user
 //! (command line, then the experiment YAML, then an environment variable), `./data/<name>`,
-//! the Debian package's location; failing all, a verified download into `./data/<name>`.
+//! the Debian package's location; failing all, a verified download into `./data/<name>`,
+//! and, in a build with the `candle-datasets` feature, the Hugging Face Hub after that.
 //! A location the user gave must hold the files: it is an error, not a reason to look on.
 
 use crate::cifar::{has_cifar_files, load_cifar_dir, CIFAR_FILES};
@@ -250,6 +251,20 @@ pub fn locate_or_fetch(source: &DatasetSource, opts: &LocateOptions) -> Result<L
             }
         }
         _ => tried.push("  download: no verified download source is known for this dataset".into()),
+    }
+    // The second source, when the canonical one failed.
+    let hub = "  the Hugging Face Hub (candle-datasets)";
+    match opts.allow_download {
+        false => tried.push(format!("{hub}: not allowed (--offline)")),
+        #[cfg(feature = "candle-datasets")]
+        true => match crate::hub::fetch_from_hub(source, &local) {
+            Ok(how) => return Ok(Located { dir: local, how }),
+            Err(e) => tried.push(format!("{hub}: {e}")),
+        },
+        #[cfg(not(feature = "candle-datasets"))]
+        true => tried.push(format!(
+            "{hub}: not in this build (build with `--features candle-datasets`)"
+        )),
     }
     Err(DataError::NotFound {
         dataset: source.name.to_string(),
