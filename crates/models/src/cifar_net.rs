@@ -213,7 +213,7 @@ impl ModuleT for CifarNet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{params, seeded_var_builder};
+    use crate::{params, rng::normal_tensor, seeded_var_builder};
     use candle_core::Device;
     use candle_nn::VarMap;
     use vocab::{Family, ModelArch};
@@ -302,7 +302,7 @@ mod tests {
                     ..config(Family::Residual, 8, option)
                 };
                 let (net, varmap) = build(&cfg);
-                let xs = Tensor::randn(0f32, 1.0, (2, channels, side, side), &Device::Cpu).unwrap();
+                let xs = normal_tensor(&[2, channels, side, side], 1);
                 for train in [true, false] {
                     assert_eq!(net.forward_t(&xs, train).unwrap().dims(), &[2, 10]);
                 }
@@ -344,7 +344,7 @@ mod tests {
             input: [1, 12, 12],
             ..config(Family::Residual, depth, ShortcutOption::A)
         };
-        let xs = Tensor::randn(0f32, 1.0, (3, 1, 12, 12), &Device::Cpu).unwrap();
+        let xs = normal_tensor(&[3, 1, 12, 12], 2);
         let (a, _) = build(&cfg(8));
         let (b, _) = build(&cfg(20));
         let diff = kernels::testing::max_abs_diff(

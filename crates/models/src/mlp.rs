@@ -146,7 +146,7 @@ impl ModuleT for Mlp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{params, seeded_var_builder};
+    use crate::{params, rng::normal_tensor, seeded_var_builder};
     use candle_core::{DType, Device};
     use candle_nn::VarMap;
     use vocab::{Family, ModelArch};
@@ -210,7 +210,7 @@ mod tests {
     #[test]
     fn output_shape_is_batch_by_classes_in_train_and_eval() {
         let (net, _) = build(Family::Residual, 6, true, 1);
-        let xs = Tensor::randn(0f32, 1.0, (5, 20), &Device::Cpu).unwrap();
+        let xs = normal_tensor(&[5, 20], 1);
         assert_eq!(net.forward_t(&xs, true).unwrap().dims(), &[5, 10]);
         assert_eq!(net.forward_t(&xs, false).unwrap().dims(), &[5, 10]);
     }
@@ -219,7 +219,7 @@ mod tests {
     fn zero_init_makes_residual_blocks_identities() {
         // With the second gamma at zero and beta at zero, each block maps h to relu(h) = h
         // (h is already post-ReLU), so depth does not change the output at init.
-        let xs = Tensor::randn(0f32, 1.0, (8, 20), &Device::Cpu).unwrap();
+        let xs = normal_tensor(&[8, 20], 2);
         let (shallow, _) = build(Family::Residual, 4, true, 3);
         let (deep, _) = build(Family::Residual, 12, true, 3);
         let a = shallow.forward_t(&xs, false).unwrap();

@@ -61,6 +61,18 @@ impl SeededRng {
     }
 }
 
+/// A tensor of standard normal f32 values drawn from `seed`, on the CPU. Tests take their
+/// inputs from here rather than from Candle's CPU generator, which cannot be seeded: a
+/// failure must reproduce, and a comparison must not pass or fail by the draw.
+#[cfg(test)]
+pub(crate) fn normal_tensor(shape: &[usize], seed: u64) -> candle_core::Tensor {
+    let mut rng = SeededRng::new(seed);
+    let values: Vec<f32> = (0..shape.iter().product::<usize>())
+        .map(|_| rng.normal() as f32)
+        .collect();
+    candle_core::Tensor::from_vec(values, shape, &candle_core::Device::Cpu).expect("a tensor")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
