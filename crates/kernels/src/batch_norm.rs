@@ -482,7 +482,7 @@ pub fn batch_norm_add_relu_train(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{assert_grads_match, rel_err};
+    use crate::test_support::{assert_grads_match, normal_var, rel_err};
     use candle_core::{DType, Device, Var};
     use candle_nn::ModuleT;
 
@@ -498,15 +498,12 @@ mod tests {
             vec![3, 16, 5, 5],
             vec![2, 64, 3, 3],
         ];
-        for (dims, relu) in shapes.iter().flat_map(|d| [(d, false), (d, true)]) {
+        for (seed, (dims, relu)) in (0..).zip(shapes.iter().flat_map(|d| [(d, false), (d, true)])) {
             let c = dims[1];
             // An offset mean checks that the variance is taken around it.
-            let x = Var::from_tensor(
-                &(Tensor::randn(0f32, 2.0, dims.as_slice(), &dev).unwrap() + 3.0).unwrap(),
-            )
-            .unwrap();
-            let gamma = Var::from_tensor(&Tensor::randn(1f32, 0.5, c, &dev).unwrap()).unwrap();
-            let beta = Var::from_tensor(&Tensor::randn(0f32, 0.5, c, &dev).unwrap()).unwrap();
+            let x = normal_var(dims, 3.0, 2.0, 3 * seed);
+            let gamma = normal_var(&[c], 1.0, 0.5, 3 * seed + 1);
+            let beta = normal_var(&[c], 0.0, 0.5, 3 * seed + 2);
             let (ours, stats) = batch_norm_train(
                 x.as_tensor(),
                 gamma.as_tensor(),
@@ -526,15 +523,18 @@ mod tests {
                 1e-5,
             )
             .unwrap();
-            let mut theirs = bn.forward_t(x.as_tensor(), true).unwrap();
-            if relu {
-                theirs = theirs.relu().unwrap();
-            }
+            let normalized = bn.forward_t(x.as_tensor(), true).unwrap();
+            let theirs = if relu {
+                normalized.relu().unwrap()
+            } else {
+                normalized.clone()
+            };
             let case = format!("{dims:?}, relu {relu}");
             assert!(rel_err(&ours, &theirs) < 1e-4, "{case}: forward");
             assert_grads_match(
                 &ours,
                 &theirs,
+                relu.then_some(&normalized),
                 &[(&x, "input"), (&gamma, "gamma"), (&beta, "beta")],
                 &case,
             );
@@ -552,15 +552,14 @@ mod tests {
     #[test]
     fn the_residual_end_matches_candles_operations() {
         let dev = Device::Cpu;
-        for dims in [vec![8, 5], vec![3, 16, 5, 5], vec![16, 64, 7, 7]] {
+        for (seed, dims) in (0..).zip([vec![8, 5], vec![3, 16, 5, 5], vec![16, 64, 7, 7]]) {
             let c = dims[1];
-            let var = |mean: f32| {
-                let t = Tensor::randn(mean, 1.0, dims.as_slice(), &dev).unwrap();
-                Var::from_tensor(&t).unwrap()
-            };
-            let (x, r) = (var(3.0), var(0.0));
-            let gamma = Var::from_tensor(&Tensor::randn(1f32, 0.5, c, &dev).unwrap()).unwrap();
-            let beta = Var::from_tensor(&Tensor::randn(0f32, 0.5, c, &dev).unwrap()).unwrap();
+            let (x, r) = (
+                normal_var(&dims, 3.0, 1.0, 4 * seed),
+                normal_var(&dims, 0.0, 1.0, 4 * seed + 1),
+            );
+            let gamma = normal_var(&[c], 1.0, 0.5, 4 * seed + 2);
+            let beta = normal_var(&[c], 0.0, 0.5, 4 * seed + 3);
             let (ours, stats) = batch_norm_add_relu_train(
                 x.as_tensor(),
                 gamma.as_tensor(),
@@ -586,10 +585,8 @@ mod tests {
                 1e-5,
             )
             .unwrap();
-            let theirs = (bn.forward_t(x.as_tensor(), true).unwrap() + r.as_tensor())
-                .unwrap()
-                .relu()
-                .unwrap();
+            let sum = (bn.forward_t(x.as_tensor(), true).unwrap() + r.as_tensor()).unwrap();
+            let theirs = sum.relu().unwrap();
             let case = format!("{dims:?}");
             assert!(rel_err(&ours, &theirs) < 1e-4, "{case}: forward");
             let want = (plain + r.as_tensor()).unwrap().relu().unwrap();
@@ -598,6 +595,7 @@ mod tests {
             assert_grads_match(
                 &ours,
                 &theirs,
+                Some(&sum),
                 &[
                     (&x, "input"),
                     (&gamma, "gamma"),
