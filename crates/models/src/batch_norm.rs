@@ -1,12 +1,15 @@
 //! Batch normalisation with running statistics, under the parameter names
 //! `candle_nn::batch_norm` uses (`weight`, `bias`, `running_mean`, `running_var`), so
-//! checkpoints of either read into the other. Training mode on the CPU in f32 runs our
-//! fused kernel (`kernels::batch_norm`); anything else runs Candle's own `BatchNorm`,
-//! which shares the same variables.
+//! checkpoints of either read into the other. On the CPU in f32 both modes run our
+//! fused kernels (`kernels::batch_norm`); anything else runs Candle's own `BatchNorm`,
+//! which shares the same variables. Evaluation mode on the CPU is not differentiable
+//! (see `batch_norm_eval`): it measures, nothing trains from it.
 
 use candle_core::{Result, Tensor, Var};
 use candle_nn::{ModuleT, VarBuilder};
-use kernels::batch_norm::{batch_norm_add_relu_train, batch_norm_train};
+use kernels::batch_norm::{
+    batch_norm_add_relu_train, batch_norm_eval, batch_norm_train, EvalEnd, EvalParams,
+};
 use kernels::relu::add_relu;
 use kernels::runs_here;
 
@@ -61,8 +64,23 @@ impl BatchNorm {
 }
 
 impl BatchNorm {
-    /// The normalisation, then max(., 0) if `relu`: one op in training on the CPU.
+    /// Evaluation mode with the running statistics, then `end`, in one op.
+    fn eval(&self, xs: &Tensor, end: EvalEnd) -> Result<Tensor> {
+        let params = EvalParams {
+            gamma: &self.gamma,
+            beta: &self.beta,
+            running_mean: self.running_mean.as_tensor(),
+            running_var: self.running_var.as_tensor(),
+            eps: self.eps,
+        };
+        batch_norm_eval(xs, params, end)
+    }
+
+    /// The normalisation, then max(., 0) if `relu`: one op on the CPU.
     fn forward_maybe_relu(&self, xs: &Tensor, train: bool, relu: bool) -> Result<Tensor> {
+        if !train && runs_here(xs) {
+            return self.eval(xs, if relu { EvalEnd::Relu } else { EvalEnd::Linear });
+        }
         if !(train && runs_here(xs)) {
             let ys = self.candle.forward_t(xs, train)?;
             return if relu {
@@ -89,7 +107,11 @@ impl ThenRelu for BatchNorm {
     }
 
     fn forward_add_relu_t(&self, xs: &Tensor, residual: &Tensor, train: bool) -> Result<Tensor> {
-        if !(train && runs_here(xs) && runs_here(residual)) {
+        let ours = runs_here(xs) && runs_here(residual);
+        if !train && ours {
+            return self.eval(xs, EvalEnd::AddRelu(residual));
+        }
+        if !(train && ours) {
             return add_relu(&self.forward_t(xs, train)?, residual);
         }
         let (ys, stats) =

@@ -143,6 +143,36 @@ mod tests {
         assert!(max_abs_diff(&whole, &lesioned) > 1e-4);
     }
 
+    /// Evaluation measures and trains nothing, so it keeps no graph back to the early
+    /// layers (their activations are freed as the pass goes on): no gradient reaches the
+    /// first layer's weight from an evaluation's loss, where one from training does.
+    #[test]
+    fn evaluation_keeps_no_graph_back_to_the_first_layer() {
+        for (arch, first, xs) in [
+            (
+                cifar(Family::Residual, false),
+                "stem.weight",
+                &[3, 1, 6, 6][..],
+            ),
+            (cifar(Family::Plain, false), "stem.weight", &[3, 1, 6, 6]),
+            (mlp(Family::Residual, false), "input.weight", &[3, 36]),
+        ] {
+            let varmap = VarMap::new();
+            let net = build(&arch, seeded_var_builder(&varmap, 4, &Device::Cpu)).unwrap();
+            let weight = varmap.data().lock().unwrap()[first].as_tensor().clone();
+            let xs = normal_tensor(xs, 5);
+            for (train, reaches) in [(true, true), (false, false)] {
+                let loss = net.forward_t(&xs, train).unwrap().sum_all().unwrap();
+                let grads = loss.backward().unwrap();
+                assert_eq!(
+                    grads.get(&weight).is_some(),
+                    reaches,
+                    "{first}, train {train}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn plain_blocks_that_change_shape_cannot_be_deleted() {
         let net = build_net(&cifar(Family::Plain, false));
