@@ -568,20 +568,14 @@ pub struct EvalParams<'a> {
 pub fn batch_norm_eval(xs: &Tensor, p: EvalParams, end: EvalEnd) -> Result<Tensor> {
     let params = Tensor::cat(&[p.gamma, p.beta, p.running_mean, p.running_var], 0)?;
     let xs = xs.contiguous()?;
+    let op = BatchNormEval {
+        eps: p.eps,
+        relu: !matches!(end, EvalEnd::Linear),
+    };
     match end {
-        EvalEnd::Linear | EvalEnd::Relu => {
-            let op = BatchNormEval {
-                eps: p.eps,
-                relu: matches!(end, EvalEnd::Relu),
-            };
-            xs.apply_op2_no_bwd(&params, &op)
-        }
+        EvalEnd::Linear | EvalEnd::Relu => xs.apply_op2_no_bwd(&params, &op),
         EvalEnd::AddRelu(residual) => {
             same_shape(&xs, residual)?;
-            let op = BatchNormEval {
-                eps: p.eps,
-                relu: true,
-            };
             xs.apply_op3_no_bwd(&params, &residual.contiguous()?, &op)
         }
     }
@@ -638,7 +632,7 @@ pub fn batch_norm_add_relu_train(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{assert_grads_match, normal_var, rel_err};
+    use crate::test_support::{assert_grads_match, normal, normal_var, rel_err};
     use candle_core::{DType, Device, Var};
     use candle_nn::ModuleT;
 
@@ -843,7 +837,6 @@ mod tests {
     /// every input is a variable, which is what frees a forward pass's activations.
     #[test]
     fn evaluation_matches_candles_and_builds_no_graph() {
-        use crate::test_support::normal;
         for (seed, dims) in (0..).zip([vec![8, 5], vec![3, 16, 5, 5], vec![16, 64, 7, 7]]) {
             let c = dims[1];
             let s = 6 * seed;

@@ -78,20 +78,22 @@ impl BatchNorm {
 
     /// The normalisation, then max(., 0) if `relu`: one op on the CPU.
     fn forward_maybe_relu(&self, xs: &Tensor, train: bool, relu: bool) -> Result<Tensor> {
-        if !train && runs_here(xs) {
-            return self.eval(xs, if relu { EvalEnd::Relu } else { EvalEnd::Linear });
-        }
-        if !(train && runs_here(xs)) {
-            let ys = self.candle.forward_t(xs, train)?;
-            return if relu {
-                kernels::relu::relu(&ys)
-            } else {
+        match (runs_here(xs), train) {
+            (true, true) => {
+                let (ys, stats) = batch_norm_train(xs, &self.gamma, &self.beta, self.eps, relu)?;
+                self.update_running(&stats.mean, &stats.var, stats.count)?;
                 Ok(ys)
-            };
+            }
+            (true, false) => self.eval(xs, if relu { EvalEnd::Relu } else { EvalEnd::Linear }),
+            (false, _) => {
+                let ys = self.candle.forward_t(xs, train)?;
+                if relu {
+                    kernels::relu::relu(&ys)
+                } else {
+                    Ok(ys)
+                }
+            }
         }
-        let (ys, stats) = batch_norm_train(xs, &self.gamma, &self.beta, self.eps, relu)?;
-        self.update_running(&stats.mean, &stats.var, stats.count)?;
-        Ok(ys)
     }
 }
 
@@ -107,17 +109,16 @@ impl ThenRelu for BatchNorm {
     }
 
     fn forward_add_relu_t(&self, xs: &Tensor, residual: &Tensor, train: bool) -> Result<Tensor> {
-        let ours = runs_here(xs) && runs_here(residual);
-        if !train && ours {
-            return self.eval(xs, EvalEnd::AddRelu(residual));
+        match (runs_here(xs) && runs_here(residual), train) {
+            (true, true) => {
+                let (ys, stats) =
+                    batch_norm_add_relu_train(xs, &self.gamma, &self.beta, residual, self.eps)?;
+                self.update_running(&stats.mean, &stats.var, stats.count)?;
+                Ok(ys)
+            }
+            (true, false) => self.eval(xs, EvalEnd::AddRelu(residual)),
+            (false, _) => add_relu(&self.forward_t(xs, train)?, residual),
         }
-        if !(train && ours) {
-            return add_relu(&self.forward_t(xs, train)?, residual);
-        }
-        let (ys, stats) =
-            batch_norm_add_relu_train(xs, &self.gamma, &self.beta, residual, self.eps)?;
-        self.update_running(&stats.mean, &stats.var, stats.count)?;
-        Ok(ys)
     }
 }
 
