@@ -12,6 +12,7 @@ use super::{
     assume_init, at_least, contiguous_f32, for_image_chunks, for_parts, map_image_chunks, uninit,
 };
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use std::mem::MaybeUninit;
 use std::sync::{Arc, Mutex};
 
 /// What one training-mode forward pass measured, per channel: kept for its backward pass
@@ -119,6 +120,49 @@ where
     sums
 }
 
+/// Writes `f(k[channel], x, y)` for each value of the images `images` of (images, c, s)
+/// tensors `x` and `y` (pass `x` twice when one is enough) into `out`, which holds those
+/// images only; `k` holds each channel's constants. Within a channel the loop runs along
+/// its positions with the constants read once; with one value per channel (an MLP's
+/// (batch, features)) that loop would be one value long, so it runs along the row
+/// instead, across the channels, and vectorises there (the one-value loops took about
+/// a third of an MLP's training step).
+fn channel_map<K: Copy>(
+    (c, s): (usize, usize),
+    images: std::ops::Range<usize>,
+    out: &mut [MaybeUninit<f32>],
+    x: &[f32],
+    y: &[f32],
+    k: &[K],
+    f: impl Fn(K, f32, f32) -> f32,
+) {
+    let per_image = c * s;
+    if per_image == 0 {
+        return;
+    }
+    let first = images.start * per_image;
+    for bi in images {
+        let at = bi * per_image;
+        let o = &mut out[at - first..][..per_image];
+        let (xs, ys) = (&x[at..at + per_image], &y[at..at + per_image]);
+        if s == 1 {
+            for (((o, &u), &v), &kc) in o.iter_mut().zip(xs).zip(ys).zip(k) {
+                o.write(f(kc, u, v));
+            }
+            continue;
+        }
+        let runs = o
+            .chunks_exact_mut(s)
+            .zip(xs.chunks_exact(s))
+            .zip(ys.chunks_exact(s));
+        for (((o, xs), ys), &kc) in runs.zip(k) {
+            for ((o, &u), &v) in o.iter_mut().zip(xs).zip(ys) {
+                o.write(f(kc, u, v));
+            }
+        }
+    }
+}
+
 /// The sum of `f(x, y)` over two slices of one length, in eight f32 lanes.
 fn lane_sum(xs: &[f32], ys: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
     let mut acc = [0f32; 8];
@@ -214,30 +258,20 @@ fn scale_shift(
 ) -> Vec<f32> {
     let per_image = c * s;
     let floor = if relu { 0.0 } else { f32::NEG_INFINITY };
+    let k: Vec<[f32; 3]> = (0..c).map(|ch| [mean[ch], scale[ch], beta[ch]]).collect();
     let mut y = uninit(x.len());
     for_image_chunks(
         b,
         &mut y,
         per_image,
         || (),
-        |_, images, ys| {
-            let first = images.start;
-            for bi in images {
-                for (ch, ((&sc, &sh), &m)) in scale.iter().zip(beta).zip(mean).enumerate() {
-                    let start = (bi * c + ch) * s;
-                    let out = &mut ys[start - first * per_image..][..s];
-                    let xs = &x[start..start + s];
-                    if let Some(r) = residual {
-                        for ((o, &v), &r) in out.iter_mut().zip(xs).zip(&r[start..start + s]) {
-                            o.write(at_least((v - m) * sc + sh + r, floor));
-                        }
-                    } else {
-                        for (o, &v) in out.iter_mut().zip(xs) {
-                            o.write(at_least((v - m) * sc + sh, floor));
-                        }
-                    }
-                }
-            }
+        |_, images, ys| match residual {
+            Some(r) => channel_map((c, s), images, ys, x, r, &k, |[m, sc, sh], v, r| {
+                at_least((v - m) * sc + sh + r, floor)
+            }),
+            None => channel_map((c, s), images, ys, x, x, &k, |[m, sc, sh], v, _| {
+                at_least((v - m) * sc + sh, floor)
+            }),
         },
     );
     // SAFETY: the ranges cover every image, and every value of an image is written
@@ -417,12 +451,12 @@ impl CustomOp3 for BatchNormBackward {
         // Pass 2: dx = gamma * inv_std * (dy - mean(dy) - xhat * mean(dy * xhat)),
         // written as a * dy + k * (x - mean) + off per channel (x - mean first, as in
         // the forward pass: folding the mean into `off` cancels digits).
-        let coef: Vec<(f32, f32, f32, f32)> = (0..c)
+        let coef: Vec<[f32; 4]> = (0..c)
             .map(|ch| {
                 let a = st.gamma[ch] as f64 * st.inv_std[ch] as f64;
                 let k = -a * st.inv_std[ch] as f64 * sum_dy_xhat[ch] / n;
                 let off = -a * sum_dy[ch] / n;
-                (a as f32, k as f32, off as f32, st.mean[ch])
+                [a as f32, k as f32, off as f32, st.mean[ch]]
             })
             .collect();
         for_image_chunks(
@@ -431,20 +465,9 @@ impl CustomOp3 for BatchNormBackward {
             per_image,
             || (),
             |_, images, dxs| {
-                let first = images.start;
-                for bi in images {
-                    for (ch, &(a, k, off, m)) in coef.iter().enumerate() {
-                        let start = (bi * c + ch) * s;
-                        let out = &mut dxs[start - first * per_image..][..s];
-                        for ((o, &v), &g) in out
-                            .iter_mut()
-                            .zip(&x[start..start + s])
-                            .zip(&dy[start..start + s])
-                        {
-                            o.write(a * g + k * (v - m) + off);
-                        }
-                    }
-                }
+                channel_map((c, s), images, dxs, x, dy, &coef, |[a, k, off, m], v, g| {
+                    a * g + k * (v - m) + off
+                })
             },
         );
         for ch in 0..c {
