@@ -1,6 +1,7 @@
 //! Our own CPU kernels, as Candle custom ops with backward passes, where the profile of
 //! a training step showed Candle's generic operations spending the time: the
-//! convolution (`conv2d`), batch normalisation (`batch_norm`), ReLU (`relu`). Each is
+//! convolution (`conv2d`), batch normalisation (`batch_norm`), ReLU (`relu`), the dense
+//! layer's product (`linear`). Each is
 //! f32 on the CPU; on any other device or dtype
 //! (`runs_here` is false) the callers use Candle's own operations, so a CUDA build
 //! computes what it always did.
@@ -8,6 +9,7 @@
 pub mod batch_norm;
 pub mod conv2d;
 mod im2col;
+pub mod linear;
 mod matmul;
 mod parallel;
 pub mod relu;
@@ -24,7 +26,7 @@ use candle_core::{CpuStorage, DType, Layout, Result, Tensor};
 /// for bit while this holds; a change that moves them (another summation order, a
 /// fused operation, another tile shape) raises it, so that runs and checkpoints of
 /// different kernels are told apart rather than mixed.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// The instruction set the kernels compute with on this CPU (`DEGRADE_KERNELS=avx2`
 /// keeps an AVX-512 machine on the AVX2 path; both give the same numbers).

@@ -38,6 +38,31 @@ impl<'a> MatRef<'a> {
         }
     }
 
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Rows `rows` of the view, without copying.
+    ///
+    /// # Panics
+    /// When the range goes past the last row (a bug in the calling kernel).
+    pub fn row_range(self, rows: std::ops::Range<usize>) -> Self {
+        assert!(
+            rows.start <= rows.end && rows.end <= self.rows,
+            "matmul: rows {rows:?} of a view of {}",
+            self.rows
+        );
+        MatRef {
+            data: &self.data[(rows.start * self.row_stride).min(self.data.len())..],
+            rows: rows.len(),
+            ..self
+        }
+    }
+
     /// One past the largest index the view reads.
     fn extent(&self) -> usize {
         if self.rows == 0 || self.cols == 0 {

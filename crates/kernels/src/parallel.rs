@@ -125,6 +125,45 @@ pub(super) fn for_image_chunks<E: Send, S, T: Send>(
     )
 }
 
+/// Multiply-adds per task of a matrix product cut by rows: a few microseconds of work,
+/// well above what handing a task to another thread costs.
+const PRODUCT_TASK_MACS: usize = 256 * 1024;
+
+/// Rows of a product's task come in whole groups of this many: gemm's register tile
+/// covers 16 rows, and a block of fewer would waste most of one.
+const PRODUCT_ROW_GROUP: usize = 16;
+
+/// Cuts the `rows` rows of a matrix product's output `out` (`per_row` values each,
+/// costing `macs_per_row` multiply-adds each) into blocks of about `PRODUCT_TASK_MACS`
+/// and runs `f(rows, part)` on each block and its part of `out`, on the compute threads
+/// when there is more than one block. The blocks depend on the sizes only, so each
+/// value is summed the same way whatever the thread count.
+pub(super) fn for_row_blocks<E: Send>(
+    rows: usize,
+    out: &mut [E],
+    per_row: usize,
+    macs_per_row: usize,
+    f: impl Fn(Range<usize>, &mut [E]) + Sync,
+) {
+    if per_row == 0 || rows == 0 {
+        return f(0..rows, out);
+    }
+    let block = (PRODUCT_TASK_MACS / macs_per_row.max(1))
+        .max(1)
+        .next_multiple_of(PRODUCT_ROW_GROUP)
+        .min(rows);
+    map_parts(
+        out,
+        block * per_row,
+        rows > block,
+        || (),
+        |_, offset, part| {
+            let start = offset / per_row;
+            f(start..start + part.len() / per_row, part)
+        },
+    );
+}
+
 /// Cuts a batch of `images` (`values` values in all) into tasks of a few images each
 /// and maps each range of image indices with `f` (partial sums, to be added up by the
 /// caller in the order they come back).

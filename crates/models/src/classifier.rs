@@ -38,6 +38,6 @@ pub fn classifier_summary(features: usize, classes: usize) -> LayerSummary {
 impl Module for Classifier {
     /// (batch, features) -> logits (batch, classes).
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        xs.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)
+        kernels::linear::linear(xs, &self.weight)?.broadcast_add(&self.bias)
     }
 }

@@ -66,6 +66,6 @@ impl ThenRelu for DenseLayer {
 
 impl DenseLayer {
     fn linear(&self, xs: &Tensor) -> Result<Tensor> {
-        xs.matmul(&self.weight.t()?)
+        kernels::linear::linear(xs, &self.weight)
     }
 }
