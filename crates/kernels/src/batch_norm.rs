@@ -120,9 +120,9 @@ where
     sums
 }
 
-/// Writes `f(k[channel], x, y)` for each value of the images `images` of (images, c, s)
-/// tensors `x` and `y` (pass `x` twice when one is enough) into `out`, which holds those
-/// images only; `k` holds each channel's constants. Within a channel the loop runs along
+/// Writes `f(consts[channel], x, y)` for each value of the given `images` of (batch, c,
+/// s) tensors `x` and `y` (pass `x` twice when one is enough) into `out`, which holds
+/// those images only; `consts` holds each channel's constants. Within a channel the loop runs along
 /// its positions with the constants read once; with one value per channel (an MLP's
 /// (batch, features)) that loop would be one value long, so it runs along the row
 /// instead, across the channels, and vectorises there (the one-value loops took about
@@ -133,9 +133,11 @@ fn channel_map<K: Copy>(
     out: &mut [MaybeUninit<f32>],
     x: &[f32],
     y: &[f32],
-    k: &[K],
+    consts: &[K],
     f: impl Fn(K, f32, f32) -> f32,
 ) {
+    // A short table would leave values unwritten: the callers build one per channel.
+    assert_eq!(consts.len(), c, "batch norm: a constant per channel");
     let per_image = c * s;
     if per_image == 0 {
         return;
@@ -146,7 +148,7 @@ fn channel_map<K: Copy>(
         let o = &mut out[at - first..][..per_image];
         let (xs, ys) = (&x[at..at + per_image], &y[at..at + per_image]);
         if s == 1 {
-            for (((o, &u), &v), &kc) in o.iter_mut().zip(xs).zip(ys).zip(k) {
+            for (((o, &u), &v), &kc) in o.iter_mut().zip(xs).zip(ys).zip(consts) {
                 o.write(f(kc, u, v));
             }
             continue;
@@ -155,7 +157,7 @@ fn channel_map<K: Copy>(
             .chunks_exact_mut(s)
             .zip(xs.chunks_exact(s))
             .zip(ys.chunks_exact(s));
-        for (((o, xs), ys), &kc) in runs.zip(k) {
+        for (((o, xs), ys), &kc) in runs.zip(consts) {
             for ((o, &u), &v) in o.iter_mut().zip(xs).zip(ys) {
                 o.write(f(kc, u, v));
             }

@@ -1,7 +1,8 @@
 //! A safe, bounds-checked front to the `gemm` crate's matrix product (the one Candle's
 //! own `matmul` uses), on strided views of `f32` slices. Always single-threaded: the
-//! kernels parallelise over the images of a batch instead, which keeps every thread busy
-//! on the small per-image products of a CIFAR-style net.
+//! kernels parallelise over the images of a batch (or a product's blocks of rows)
+//! instead, which keeps every thread busy on the small per-image products of a
+//! CIFAR-style net.
 
 use std::mem::MaybeUninit;
 
@@ -38,10 +39,12 @@ impl<'a> MatRef<'a> {
         }
     }
 
+    /// Its number of rows.
     pub fn rows(&self) -> usize {
         self.rows
     }
 
+    /// Its number of columns.
     pub fn cols(&self) -> usize {
         self.cols
     }
@@ -56,6 +59,7 @@ impl<'a> MatRef<'a> {
             "matmul: rows {rows:?} of a view of {}",
             self.rows
         );
+        // An empty range may start past the data (the last block of an empty product).
         MatRef {
             data: &self.data[(rows.start * self.row_stride).min(self.data.len())..],
             rows: rows.len(),

@@ -8,8 +8,8 @@
 //! of a two-thread step was Candle's worker spinning). With one pool the threads that
 //! compute are the threads that wait.
 //!
-//! A batch is cut into tasks of a fixed number of images, and each thread takes the
-//! next task when it is free: on a shared machine one thread is often slower, and with
+//! A batch is cut into tasks of a fixed number of images (a dense layer's product into
+//! blocks of output rows), and each thread takes the next task when it is free: on a shared machine one thread is often slower, and with
 //! one fixed half of the batch per thread the other waited for it (4 % of a two-thread
 //! step). Partial sums are kept per task and added up in task order, so the numbers do
 //! not depend on which thread did what, nor on the thread count: a training run gives
@@ -125,19 +125,22 @@ pub(super) fn for_image_chunks<E: Send, S, T: Send>(
     )
 }
 
-/// Multiply-adds per task of a matrix product cut by rows: a few microseconds of work,
-/// well above what handing a task to another thread costs.
+/// Multiply-adds per task of a matrix product cut by rows, at least: a few microseconds
+/// of work, well above what handing a task to another thread costs.
 const PRODUCT_TASK_MACS: usize = 256 * 1024;
 
-/// Rows of a product's task come in whole groups of this many: gemm's register tile
-/// covers 16 rows, and a block of fewer would waste most of one.
+/// A product's task has whole sixteens of rows: each block packs the right-hand factor
+/// again, and with 16 rows or more that stays under a sixteenth of the block's work.
 const PRODUCT_ROW_GROUP: usize = 16;
 
 /// Cuts the `rows` rows of a matrix product's output `out` (`per_row` values each,
-/// costing `macs_per_row` multiply-adds each) into blocks of about `PRODUCT_TASK_MACS`
-/// and runs `f(rows, part)` on each block and its part of `out`, on the compute threads
-/// when there is more than one block. The blocks depend on the sizes only, so each
-/// value is summed the same way whatever the thread count.
+/// costing `macs_per_row` multiply-adds each) into blocks of at least
+/// `PRODUCT_TASK_MACS` and runs `f(rows, part)` on each block and its part of `out`, on
+/// the compute threads when there is more than one block. The blocks depend on the
+/// sizes only, so each value is summed the same way whatever the thread count.
+///
+/// # Panics
+/// When `out` does not hold `rows * per_row` values (a bug in the calling kernel).
 pub(super) fn for_row_blocks<E: Send>(
     rows: usize,
     out: &mut [E],
@@ -145,6 +148,11 @@ pub(super) fn for_row_blocks<E: Send>(
     macs_per_row: usize,
     f: impl Fn(Range<usize>, &mut [E]) + Sync,
 ) {
+    assert_eq!(
+        out.len(),
+        rows * per_row,
+        "row blocks: output of the wrong size"
+    );
     if per_row == 0 || rows == 0 {
         return f(0..rows, out);
     }
