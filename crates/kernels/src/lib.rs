@@ -1,7 +1,7 @@
 //! Our own CPU kernels, as Candle custom ops with backward passes, where the profile of
 //! a training step showed Candle's generic operations spending the time: the
 //! convolution (`conv2d`), batch normalisation (`batch_norm`), ReLU (`relu`), the dense
-//! layer's product (`linear`). Each is f32 on the CPU; on any other device or dtype
+//! layer's product (`linear`), the SGD step's update (`sgd`). Each is f32 on the CPU; on any other device or dtype
 //! (`runs_here` is false) the callers use Candle's own operations, so a CUDA build
 //! computes what it always did.
 
@@ -13,6 +13,7 @@ mod matmul;
 mod parallel;
 pub mod relu;
 mod same_conv;
+pub mod sgd;
 mod store;
 #[cfg(test)]
 mod test_support;

@@ -46,7 +46,8 @@ impl Sgd {
     pub fn restore_buffers(&mut self, saved: &HashMap<String, Tensor>) -> Result<()> {
         for ((name, var), buffer) in self.params.iter().zip(self.buffers.iter_mut()) {
             *buffer = match saved.get(name) {
-                Some(b) if b.shape() == var.shape() => Some(b.to_device(var.device())?),
+                // A copy of its own, since the buffer is updated in place.
+                Some(b) if b.shape() == var.shape() => Some(b.to_device(var.device())?.copy()?),
                 Some(b) => candle_core::bail!(
                     "momentum buffer {name} has shape {:?}, the parameter {:?}",
                     b.shape(),
@@ -59,10 +60,23 @@ impl Sgd {
     }
 
     pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
+        let rule = kernels::sgd::Rule {
+            lr,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+        };
         for ((name, var), buffer) in self.params.iter().zip(self.buffers.iter_mut()) {
             let Some(grad) = grads.get(var.as_tensor()) else {
                 candle_core::bail!("parameter {name} received no gradient")
             };
+            // After the first step, on the CPU: the buffer and the weight updated in
+            // place, in two passes, with the numbers of the operations below.
+            if let Some(prev) = buffer.as_ref().filter(|_| self.momentum != 0.0) {
+                if kernels::sgd::in_place_here(var.as_tensor(), grad, prev) {
+                    kernels::sgd::momentum_step(var.as_tensor(), grad, prev, rule)?;
+                    continue;
+                }
+            }
             // Detached: the update must not record a graph. A momentum buffer that kept
             // one would hold every earlier step's graph alive (memory grows per step).
             let w = &var.as_tensor().detach();
@@ -74,7 +88,9 @@ impl Sgd {
             };
             let b = match buffer.take() {
                 Some(prev) if self.momentum != 0.0 => ((prev * self.momentum)? + g)?,
-                _ => g,
+                // A copy: from the next step on the buffer is updated in place, and
+                // without weight decay `g` is the gradient's own memory.
+                _ => g.copy()?,
             };
             var.set(&(w - (&b * lr)?)?)?;
             *buffer = Some(b);
