@@ -122,11 +122,11 @@ where
 
 /// Writes `f(consts[channel], x, y)` for each value of the given `images` of (batch, c,
 /// s) tensors `x` and `y` (pass `x` twice when one is enough) into `out`, which holds
-/// those images only; `consts` holds each channel's constants. Within a channel the loop runs along
-/// its positions with the constants read once; with one value per channel (an MLP's
-/// (batch, features)) that loop would be one value long, so it runs along the row
-/// instead, across the channels, and vectorises there (the one-value loops took about
-/// a third of an MLP's training step).
+/// those images only; `consts` holds each channel's constants. Within a channel the
+/// loop runs along its positions with the constants read once; with one value per
+/// channel (an MLP's (batch, features)) that loop would be one value long, so it runs
+/// along the row instead, across the channels, and vectorises there (the one-value
+/// loops took about a third of an MLP's training step).
 fn channel_map<K: Copy>(
     (c, s): (usize, usize),
     images: std::ops::Range<usize>,
@@ -260,7 +260,7 @@ fn scale_shift(
 ) -> Vec<f32> {
     let per_image = c * s;
     let floor = if relu { 0.0 } else { f32::NEG_INFINITY };
-    let k: Vec<[f32; 3]> = (0..c).map(|ch| [mean[ch], scale[ch], beta[ch]]).collect();
+    let consts: Vec<[f32; 3]> = (0..c).map(|ch| [mean[ch], scale[ch], beta[ch]]).collect();
     let mut y = uninit(x.len());
     for_image_chunks(
         b,
@@ -268,10 +268,10 @@ fn scale_shift(
         per_image,
         || (),
         |_, images, ys| match residual {
-            Some(r) => channel_map((c, s), images, ys, x, r, &k, |[m, sc, sh], v, r| {
+            Some(r) => channel_map((c, s), images, ys, x, r, &consts, |[m, sc, sh], v, r| {
                 at_least((v - m) * sc + sh + r, floor)
             }),
-            None => channel_map((c, s), images, ys, x, x, &k, |[m, sc, sh], v, _| {
+            None => channel_map((c, s), images, ys, x, x, &consts, |[m, sc, sh], v, _| {
                 at_least((v - m) * sc + sh, floor)
             }),
         },

@@ -1,9 +1,9 @@
 //! Our own CPU kernels, as Candle custom ops with backward passes, where the profile of
 //! a training step showed Candle's generic operations spending the time: the
 //! convolution (`conv2d`), batch normalisation (`batch_norm`), ReLU (`relu`), the dense
-//! layer's product (`linear`), the SGD step's update (`sgd`). Each is f32 on the CPU; on any other device or dtype
-//! (`runs_here` is false) the callers use Candle's own operations, so a CUDA build
-//! computes what it always did.
+//! layer's product (`linear`), the SGD step's update (`sgd`). Each is f32 on the CPU;
+//! on any other device or dtype (`runs_here` is false) the callers use Candle's own
+//! operations, so a CUDA build computes what it always did.
 
 pub mod batch_norm;
 pub mod conv2d;

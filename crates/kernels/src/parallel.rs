@@ -9,9 +9,9 @@
 //! compute are the threads that wait.
 //!
 //! A batch is cut into tasks of a fixed number of images (a dense layer's product into
-//! blocks of output rows), and each thread takes the next task when it is free: on a shared machine one thread is often slower, and with
-//! one fixed half of the batch per thread the other waited for it (4 % of a two-thread
-//! step). Partial sums are kept per task and added up in task order, so the numbers do
+//! blocks of output rows), and each thread takes the next task when it is free: on a
+//! shared machine one thread is often slower, and with one fixed half of the batch per
+//! thread the other waited for it (4 % of a two-thread step). Partial sums are kept per task and added up in task order, so the numbers do
 //! not depend on which thread did what, nor on the thread count: a training run gives
 //! the same numbers on every rerun, with one thread or two.
 

@@ -88,9 +88,10 @@ impl Sgd {
             };
             let b = match buffer.take() {
                 Some(prev) if self.momentum != 0.0 => ((prev * self.momentum)? + g)?,
-                // A copy: from the next step on the buffer is updated in place, and
-                // without weight decay `g` is the gradient's own memory.
-                _ => g.copy()?,
+                // From the next step on a momentum buffer is updated in place, so it
+                // must not be the gradient's own memory, as `g` is without weight decay.
+                _ if self.momentum != 0.0 && self.weight_decay == 0.0 => g.copy()?,
+                _ => g,
             };
             var.set(&(w - (&b * lr)?)?)?;
             *buffer = Some(b);
