@@ -331,8 +331,8 @@ impl CustomOp3 for BatchNormTrain {
         let all = x.apply_op3_no_bwd(res, &grad.contiguous()?, &backward)?;
         let (n, c) = (x.elem_count(), gamma.elem_count());
         let dx = all.narrow(0, 0, n)?.reshape(x.shape())?;
-        let dgamma = all.narrow(0, n, c)?;
-        let dbeta = all.narrow(0, n + c, c)?;
+        let dgamma = super::apart(&all.narrow(0, n, c)?)?;
+        let dbeta = super::apart(&all.narrow(0, n + c, c)?)?;
         Ok((Some(dx), Some(dgamma), Some(dbeta)))
     }
 }
@@ -385,7 +385,7 @@ impl CustomOp3 for BatchNormAddRelu {
         let (n, c2) = (x.elem_count(), params.elem_count());
         let dx = all.narrow(0, 0, n)?.reshape(x.shape())?;
         // [dgamma, dbeta], in the order of `params`.
-        let dparams = all.narrow(0, n, c2)?;
+        let dparams = super::apart(&all.narrow(0, n, c2)?)?;
         Ok((Some(dx), Some(dparams), Some(g.reshape(r.shape())?)))
     }
 }
@@ -657,7 +657,7 @@ pub fn batch_norm_add_relu_train(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{assert_grads_match, normal, normal_var, rel_err};
+    use crate::test_support::{assert_grads_match, normal, normal_var, rel_err, storage_len};
     use candle_core::{DType, Device, Var};
     use candle_nn::ModuleT;
 
@@ -844,6 +844,35 @@ mod tests {
                     (got_dx - want_dx).abs() < 1e-5,
                     "dx[{i}, {ch}] = {got_dx}, want {want_dx}"
                 );
+            }
+        }
+    }
+
+    /// gamma's and beta's gradients are copied out of the backward op's output, so they
+    /// do not keep the input's gradient (activation-sized) alive until the optimiser
+    /// step; the residual end's [gamma, beta] likewise.
+    #[test]
+    fn the_parameter_gradients_hold_only_themselves() {
+        let x = normal_var(&[4, 8, 5, 5], 0.0, 1.0, 1);
+        let r = normal(&[4, 8, 5, 5], 0.0, 1.0, 2);
+        let gamma = normal_var(&[8], 1.0, 0.5, 3);
+        let beta = normal_var(&[8], 0.0, 0.5, 4);
+        let (plain, _) = batch_norm_train(
+            x.as_tensor(),
+            gamma.as_tensor(),
+            beta.as_tensor(),
+            1e-5,
+            true,
+        )
+        .unwrap();
+        let (end, _) =
+            batch_norm_add_relu_train(x.as_tensor(), gamma.as_tensor(), beta.as_tensor(), &r, 1e-5)
+                .unwrap();
+        for (y, case) in [(plain, "batch norm"), (end, "the residual end")] {
+            let grads = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+            for (v, what) in [(&gamma, "gamma"), (&beta, "beta")] {
+                let held = storage_len(grads.get(v).unwrap());
+                assert!(held <= 16, "{case}: {what}'s gradient holds {held} values");
             }
         }
     }

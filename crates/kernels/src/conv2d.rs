@@ -109,7 +109,7 @@ impl CustomOp2 for Conv {
         let dw = both
             .narrow(0, x.elem_count(), w.elem_count())?
             .reshape(w.shape())?;
-        Ok((Some(dx), Some(dw)))
+        Ok((Some(dx), Some(super::apart(&dw)?)))
     }
 }
 
@@ -304,7 +304,7 @@ pub fn conv2d(xs: &Tensor, kernel: &Tensor, padding: usize, stride: usize) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{assert_grads_match, normal_var, rel_err};
+    use crate::test_support::{assert_grads_match, normal_var, rel_err, storage_len};
     use candle_core::{DType, Device};
 
     /// Every geometry the nets use and then some: stride 1 and 2, padding 0 and 1, kernels 1x1 and
@@ -360,6 +360,19 @@ mod tests {
                 &case,
             );
         }
+    }
+
+    /// The kernel's gradient is copied out of the backward op's output, so it does not
+    /// keep the input's gradient (activation-sized) alive until the optimiser step.
+    #[test]
+    fn the_kernel_gradient_holds_only_itself() {
+        let x = normal_var(&[2, 16, 8, 8], 0.0, 1.0, 7);
+        let w = normal_var(&[16, 16, 3, 3], 0.0, 1.0, 8);
+        let y = conv2d(x.as_tensor(), w.as_tensor(), 1, 1).unwrap();
+        let grads = y.sum_all().unwrap().backward().unwrap();
+        let (dx, dw) = (grads.get(&x).unwrap(), grads.get(&w).unwrap());
+        assert_eq!(storage_len(dw), w.elem_count());
+        assert!(storage_len(dx) >= x.elem_count());
     }
 
     #[test]

@@ -59,6 +59,17 @@ fn at_least(v: f32, floor: f32) -> f32 {
     }
 }
 
+/// A parameter's gradient, sliced from a backward op's one output beside the input's
+/// activation-sized gradient, copied into storage of its own. Candle's backward pass
+/// keeps a first gradient as it is (vendor/README.md), so the slice would otherwise
+/// keep the whole output, the input's gradient included, until the optimiser step:
+/// another activation-sized buffer held per layer. (`Tensor::copy` would not do: it
+/// clones the whole storage behind the slice.)
+fn apart(slice: &Tensor) -> Result<Tensor> {
+    let values = slice.flatten_all()?.to_vec1::<f32>()?;
+    Tensor::from_vec(values, slice.shape(), slice.device())
+}
+
 /// The input's values, if it is f32 and laid out contiguously (the callers make it so).
 fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
     let CpuStorage::F32(data) = storage else {

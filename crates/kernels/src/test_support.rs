@@ -15,6 +15,16 @@ pub fn rel_err(a: &Tensor, b: &Tensor) -> f32 {
     diff / scale.max(1e-12)
 }
 
+/// How many values the storage behind `t` holds: more than `t`'s own where `t` is a
+/// slice of a larger tensor, which it keeps alive.
+pub fn storage_len(t: &Tensor) -> usize {
+    let (storage, _) = t.storage_and_layout();
+    match &*storage {
+        candle_core::Storage::Cpu(cpu) => cpu.as_slice::<f32>().expect("f32").len(),
+        _ => panic!("a CPU tensor"),
+    }
+}
+
 /// Normal values of `mean` and `std` drawn from `seed`, on the CPU. Tests take their
 /// inputs from here rather than from Candle's CPU generator, which cannot be seeded: a
 /// failure must reproduce.
