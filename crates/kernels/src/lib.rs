@@ -99,3 +99,58 @@ unsafe fn assume_init(v: Vec<MaybeUninit<f32>>) -> Vec<f32> {
     // initialised (the caller's promise), and the allocation is handed over whole.
     unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast::<f32>(), v.len(), v.capacity()) }
 }
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{CpuStorage, CustomOp1, Device, Layout, Result, Shape, Tensor, Var};
+
+    /// y = 2x, whose backward pass returns `grad` reshaped to `dims`.
+    struct Doubles {
+        grad_dims: Vec<usize>,
+    }
+
+    impl CustomOp1 for Doubles {
+        fn name(&self) -> &'static str {
+            "doubles"
+        }
+
+        fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+            let x = super::contiguous_f32(s, l, "doubles")?;
+            let y = x.iter().map(|v| 2.0 * v).collect();
+            Ok((CpuStorage::F32(y), l.shape().clone()))
+        }
+
+        fn bwd(&self, _x: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+            Ok(Some((grad * 2.0)?.reshape(self.grad_dims.as_slice())?))
+        }
+    }
+
+    /// Candle's backward pass as vendored (vendor/README.md): a tensor's one gradient is
+    /// kept as it is, two are added, and a gradient of another shape is an error, as it
+    /// was when every gradient was added to zeros.
+    #[test]
+    fn gradients_are_kept_added_and_checked() {
+        let x = Var::new(&[1f32, -2.0, 3.0, 0.5], &Device::Cpu).unwrap();
+        let op = || Doubles { grad_dims: vec![4] };
+        let once = x.as_tensor().apply_op1(op()).unwrap();
+        let grads = once.sum_all().unwrap().backward().unwrap();
+        assert_eq!(grads.get(&x).unwrap().to_vec1::<f32>().unwrap(), [2.0; 4]);
+        let y = x.as_tensor().apply_op1(op()).unwrap();
+        let twice = (&y + x.as_tensor().apply_op1(op()).unwrap()).unwrap();
+        let grads = (twice * 3.0)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        assert_eq!(grads.get(&x).unwrap().to_vec1::<f32>().unwrap(), [12.0; 4]);
+        let wrong = x
+            .as_tensor()
+            .apply_op1(Doubles {
+                grad_dims: vec![2, 2],
+            })
+            .unwrap();
+        let err = wrong.sum_all().unwrap().backward().unwrap_err().to_string();
+        assert!(err.contains("shape mismatch"), "{err}");
+    }
+}

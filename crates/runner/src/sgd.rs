@@ -90,7 +90,9 @@ impl Sgd {
                 Some(prev) if self.momentum != 0.0 => ((prev * self.momentum)? + g)?,
                 // From the next step on a momentum buffer is updated in place, so it
                 // must not be the gradient's own memory, as `g` is without weight decay.
-                _ if self.momentum != 0.0 && self.weight_decay == 0.0 => g.copy()?,
+                // A copy of the gradient's values alone: `copy` would clone all the
+                // storage behind a gradient that is a slice (vendor/README.md).
+                _ if self.momentum != 0.0 && self.weight_decay == 0.0 => g.force_contiguous()?,
                 _ => g,
             };
             var.set(&(w - (&b * lr)?)?)?;

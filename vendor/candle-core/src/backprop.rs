@@ -721,9 +721,12 @@ impl GradStore {
         self.0.insert(id, grad)
     }
 
-    /// Adds `grad` to the gradient of `tensor`. The first gradient is stored as it is
-    /// (made contiguous, as a sum would be), not added to a tensor of zeros: that was a
-    /// zero-fill and an addition over the whole tensor for every gradient.
+    /// Adds `grad` to the gradient of `tensor`. The first gradient is stored as it is,
+    /// not added to a tensor of zeros: that was a zero-fill and an addition over the
+    /// whole tensor for every gradient. It is checked as the addition checked it (shape,
+    /// dtype, device), and made contiguous as the sum was; but unlike the sum it may be
+    /// a view that shares its storage with other tensors (the same gradient given to
+    /// both sides of an addition, a slice of a larger output).
     fn accumulate(&mut self, tensor: &Tensor, grad: &Tensor) -> Result<()> {
         match self.0.entry(tensor.id()) {
             Entry::Occupied(mut entry) => {
@@ -731,6 +734,23 @@ impl GradStore {
                 entry.insert(sum);
             }
             Entry::Vacant(entry) => {
+                tensor.same_shape_binary_op(grad, "add")?;
+                if tensor.dtype() != grad.dtype() {
+                    Err(Error::DTypeMismatchBinaryOp {
+                        lhs: tensor.dtype(),
+                        rhs: grad.dtype(),
+                        op: "add",
+                    }
+                    .bt())?
+                }
+                if !tensor.device().same_device(grad.device()) {
+                    Err(Error::DeviceMismatchBinaryOp {
+                        lhs: tensor.device().location(),
+                        rhs: grad.device().location(),
+                        op: "add",
+                    }
+                    .bt())?
+                }
                 entry.insert(grad.contiguous()?);
             }
         }
