@@ -174,7 +174,7 @@ fn same_conv_on<E: Store>(
     assert_eq!(y.len(), o * h * w, "output of the wrong size");
     scratch.load(win, &p, x, o);
     if channel_tiles_apply(o) {
-        channel_tiles(isa, win, &p, kernel, y, scratch);
+        channel_tiles(isa, win, kernel, y, scratch);
     } else {
         position_tiles(isa, win, &p, kernel, y, scratch);
     }
@@ -189,14 +189,11 @@ fn same_conv_on<E: Store>(
 fn channel_tiles<E: Store>(
     isa: Isa,
     win: &Window,
-    p: &Padded,
     kernel: &PackedKernel,
     y: &mut [E],
     scratch: &mut Scratch,
 ) {
     let (hw, o) = (win.h * win.w, kernel.out_channels);
-    // Each position's q along the padded rows: y * row + x < h * row <= p.wide.
-    let starts: Vec<usize> = (0..hw).map(|q| (q / win.w) * p.row + q % win.w).collect();
     // Passes over the taps, as in `position_tiles`.
     for k0 in (0..kernel.taps).step_by(TAPS_PER_PASS) {
         let k1 = (k0 + TAPS_PER_PASS).min(kernel.taps);
@@ -209,12 +206,13 @@ fn channel_tiles<E: Store>(
             for (q0, nq) in balanced_tiles(hw, isa.tile_len()) {
                 let (a, starts, offsets) = (
                     scratch.padded.as_ptr(),
-                    &starts[q0..q0 + nq],
+                    &scratch.starts[q0..q0 + nq],
                     &scratch.offsets[k0..k1],
                 );
                 // SAFETY: AVX2 and FMA are present (`applies`, asserted by the caller),
                 // and AVX-512 for its tile (asserted by `same_conv_on`); the reads at
-                // `starts[q] + offsets[t]` are within `padded` (starts are below p.wide,
+                // `starts[q] + offsets[t]` are within `padded` (starts, y * row + x with
+                // y < h and x < w, are below h * row <= p.wide,
                 // and `Scratch::new` asserted reads up to offset + p.wide; `load`
                 // asserted that the scratch is this window's); `weights` holds 16 values
                 // per tap; the writes at `(q0 + j) * o + o0 + 0..16`, j < nq, are within
