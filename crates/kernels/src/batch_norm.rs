@@ -8,9 +8,7 @@
 //! computes: mean, then the biased variance around it; the running statistics are
 //! updated by the layer (`crate::batch_norm`) from what the forward pass measured.
 
-use super::{
-    assume_init, at_least, contiguous_f32, for_image_chunks, for_parts, map_image_chunks, uninit,
-};
+use super::{assume_init, at_least, contiguous_f32, for_image_chunks, map_image_chunks, uninit};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use std::mem::MaybeUninit;
 use std::sync::{Arc, Mutex};
@@ -82,59 +80,71 @@ fn same_shape(xs: &Tensor, residual: &Tensor) -> Result<()> {
     Ok(())
 }
 
-/// Per-channel sums of `f(channel)(x, y)` over the images `images` of (images, c, s)
-/// tensors `x` and `y` (pass `x` twice when one is enough). `f(channel)` is made once
-/// per channel slice, so that what it captures per channel (a mean, a scale) is read
-/// once, not per value: indexing a per-channel table inside the loop kept it scalar. Each channel of one image
-/// is summed in eight f32 lanes (a loop that vectorises), those sums in f64 so that
-/// large batches lose nothing. With one value per channel (an MLP's (batch, features)),
-/// the loop runs along the rows instead, vectorising across channels.
-fn channel_sums<G>(
-    c: usize,
-    s: usize,
+/// Per-channel sums of the K values of `f(channel)(x, y, z)` over the images `images`
+/// of (images, c, s) tensors `x`, `y` and `z` (pass `x` again where fewer are
+/// needed): K * c sums, all channels' first sums, then all channels' second. One read
+/// of the tensors gives all K (the backward pass's two sums read x, y and dY once).
+/// `f(channel)` is made once per channel slice, so that what it captures per channel (a
+/// mean, a scale) is read once, not per value: indexing a per-channel table inside the
+/// loop kept it scalar. Each channel of one image is summed in eight f32 lanes (a loop
+/// that vectorises), those sums in f64 so that large batches lose nothing. With one
+/// value per channel (an MLP's (batch, features)), the loop runs along the rows
+/// instead, vectorising across channels.
+fn channel_sums<const K: usize, G>(
+    (c, s): (usize, usize),
     images: std::ops::Range<usize>,
-    x: &[f32],
-    y: &[f32],
+    [x, y, z]: [&[f32]; 3],
     f: impl Fn(usize) -> G,
 ) -> Vec<f64>
 where
-    G: Fn(f32, f32) -> f32,
+    G: Fn(f32, f32, f32) -> [f32; K],
 {
+    let by_sum = |sums: &[[f64; K]]| -> Vec<f64> {
+        (0..K)
+            .flat_map(|k| sums.iter().map(move |v| v[k]))
+            .collect()
+    };
     if s == 1 {
-        let mut acc = vec![0f32; c];
+        let mut acc = vec![[0f32; K]; c];
         for b in images {
-            let (xr, yr) = (&x[b * c..(b + 1) * c], &y[b * c..(b + 1) * c]);
-            for (ch, ((a, &u), &v)) in acc.iter_mut().zip(xr).zip(yr).enumerate() {
-                *a += f(ch)(u, v);
+            let row = b * c..(b + 1) * c;
+            let (xr, yr, zr) = (&x[row.clone()], &y[row.clone()], &z[row]);
+            for (ch, (((a, &u), &v), &w)) in acc.iter_mut().zip(xr).zip(yr).zip(zr).enumerate() {
+                for (a, r) in a.iter_mut().zip(f(ch)(u, v, w)) {
+                    *a += r;
+                }
             }
         }
-        return acc.into_iter().map(f64::from).collect();
+        let acc: Vec<[f64; K]> = acc.iter().map(|a| a.map(f64::from)).collect();
+        return by_sum(&acc);
     }
-    let mut sums = vec![0f64; c];
+    let mut sums = vec![[0f64; K]; c];
     for b in images {
         for (ch, sum) in sums.iter_mut().enumerate() {
             let r = (b * c + ch) * s..(b * c + ch + 1) * s;
-            *sum += lane_sum(&x[r.clone()], &y[r], f(ch));
+            let run = [&x[r.clone()], &y[r.clone()], &z[r]];
+            for (sum, part) in sum.iter_mut().zip(lane_sums(run, f(ch))) {
+                *sum += part;
+            }
         }
     }
-    sums
+    by_sum(&sums)
 }
 
-/// Writes `f(consts[channel], x, y)` for each value of the given `images` of (batch, c,
-/// s) tensors `x` and `y` (pass `x` twice when one is enough) into `out`, which holds
-/// those images only; `consts` holds each channel's constants. Within a channel the
-/// loop runs along its positions with the constants read once; with one value per
-/// channel (an MLP's (batch, features)) that loop would be one value long, so it runs
-/// along the row instead, across the channels, and vectorises there (the one-value
-/// loops took about a third of an MLP's training step).
+/// Writes `f(consts[channel], x, y, z)` for each value of the given `images` of (batch,
+/// c, s) tensors `x`, `y` and `z` (pass `x` again where fewer are needed) into `out`,
+/// which holds those images only; `consts` holds each channel's constants. Within a
+/// channel the loop runs along its positions with the constants read once; with one
+/// value per channel (an MLP's (batch, features)) that loop would be one value long, so
+/// it runs along the row instead, across the channels, and vectorises there (the
+/// one-value loops took about a third of an MLP's training step).
 fn channel_map<K: Copy>(
     (c, s): (usize, usize),
     images: std::ops::Range<usize>,
     out: &mut [MaybeUninit<f32>],
-    x: &[f32],
-    y: &[f32],
+    [x, y, z]: [&[f32]; 3],
     consts: &[K],
-    f: impl Fn(K, f32, f32) -> f32,
+    f: impl Fn(K, f32, f32, f32) -> f32,
 ) {
     // A short table would leave values unwritten: the callers build one per channel.
     assert_eq!(consts.len(), c, "batch norm: a constant per channel");
@@ -146,41 +156,57 @@ fn channel_map<K: Copy>(
     for bi in images {
         let at = bi * per_image;
         let o = &mut out[at - first..][..per_image];
-        let (xs, ys) = (&x[at..at + per_image], &y[at..at + per_image]);
+        let image = at..at + per_image;
+        let (xs, ys, zs) = (&x[image.clone()], &y[image.clone()], &z[image]);
         if s == 1 {
-            for (((o, &u), &v), &kc) in o.iter_mut().zip(xs).zip(ys).zip(consts) {
-                o.write(f(kc, u, v));
+            let values = o.iter_mut().zip(xs).zip(ys).zip(zs);
+            for ((((o, &u), &v), &w), &kc) in values.zip(consts) {
+                o.write(f(kc, u, v, w));
             }
             continue;
         }
         let runs = o
             .chunks_exact_mut(s)
             .zip(xs.chunks_exact(s))
-            .zip(ys.chunks_exact(s));
-        for (((o, xs), ys), &kc) in runs.zip(consts) {
-            for ((o, &u), &v) in o.iter_mut().zip(xs).zip(ys) {
-                o.write(f(kc, u, v));
+            .zip(ys.chunks_exact(s))
+            .zip(zs.chunks_exact(s));
+        for ((((o, xs), ys), zs), &kc) in runs.zip(consts) {
+            for (((o, &u), &v), &w) in o.iter_mut().zip(xs).zip(ys).zip(zs) {
+                o.write(f(kc, u, v, w));
             }
         }
     }
 }
 
-/// The sum of `f(x, y)` over two slices of one length, in eight f32 lanes.
-fn lane_sum(xs: &[f32], ys: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
-    let mut acc = [0f32; 8];
-    let (cx, cy) = (xs.chunks_exact(8), ys.chunks_exact(8));
-    let tail: f32 = cx
-        .remainder()
-        .iter()
-        .zip(cy.remainder())
-        .map(|(&u, &v)| f(u, v))
-        .sum();
-    for (a8, b8) in cx.zip(cy) {
-        for ((a, &u), &v) in acc.iter_mut().zip(a8).zip(b8) {
-            *a += f(u, v);
+/// The sums of the K values of `f(x, y, z)` over three slices of one length, each in
+/// eight f32 lanes.
+fn lane_sums<const K: usize>(
+    [xs, ys, zs]: [&[f32]; 3],
+    f: impl Fn(f32, f32, f32) -> [f32; K],
+) -> [f64; K] {
+    let mut acc = [[0f32; 8]; K];
+    let ((cx, tx), (cy, ty), (cz, tz)) = (
+        xs.as_chunks::<8>(),
+        ys.as_chunks::<8>(),
+        zs.as_chunks::<8>(),
+    );
+    for ((a8, b8), c8) in cx.iter().zip(cy).zip(cz) {
+        for lane in 0..8 {
+            let r = f(a8[lane], b8[lane], c8[lane]);
+            for (acc, r) in acc.iter_mut().zip(r) {
+                acc[lane] += r;
+            }
         }
     }
-    (acc.iter().sum::<f32>() + tail) as f64
+    std::array::from_fn(|k| {
+        let tail: f32 = tx
+            .iter()
+            .zip(ty)
+            .zip(tz)
+            .map(|((&u, &v), &w)| f(u, v, w)[k])
+            .sum();
+        (acc[k].iter().sum::<f32>() + tail) as f64
+    })
 }
 
 /// Adds up the per-thread partial sums.
@@ -216,14 +242,14 @@ fn normalize(
     // Pass 1: the mean; then the variance around it (two passes, as Candle does:
     // the one-pass formula loses digits when the mean is large).
     let sums = map_image_chunks(b, x.len(), |images| {
-        channel_sums(c, s, images, x, x, |_| |v, _| v)
+        channel_sums((c, s), images, [x, x, x], |_| |v, _, _| [v])
     });
     let mean: Vec<f64> = total(sums, c).iter().map(|v| v / n).collect();
     let mean32: Vec<f32> = mean.iter().map(|&v| v as f32).collect();
     let sq = map_image_chunks(b, x.len(), |images| {
-        channel_sums(c, s, images, x, x, |ch| {
+        channel_sums((c, s), images, [x, x, x], |ch| {
             let m = mean32[ch];
-            move |v, _| (v - m) * (v - m)
+            move |v, _, _| [(v - m) * (v - m)]
         })
     });
     let var: Vec<f64> = total(sq, c).iter().map(|v| v / n).collect();
@@ -268,12 +294,22 @@ fn scale_shift(
         per_image,
         || (),
         |_, images, ys| match residual {
-            Some(r) => channel_map((c, s), images, ys, x, r, &consts, |[m, sc, sh], v, r| {
-                at_least((v - m) * sc + sh + r, floor)
-            }),
-            None => channel_map((c, s), images, ys, x, x, &consts, |[m, sc, sh], v, _| {
-                at_least((v - m) * sc + sh, floor)
-            }),
+            Some(r) => channel_map(
+                (c, s),
+                images,
+                ys,
+                [x, r, x],
+                &consts,
+                |[m, sc, sh], v, r, _| at_least((v - m) * sc + sh + r, floor),
+            ),
+            None => channel_map(
+                (c, s),
+                images,
+                ys,
+                [x, x, x],
+                &consts,
+                |[m, sc, sh], v, _, _| at_least((v - m) * sc + sh, floor),
+            ),
         },
     );
     // SAFETY: the ranges cover every image, and every value of an image is written
@@ -420,58 +456,16 @@ impl CustomOp3 for BatchNormBackward {
             candle_core::bail!("batch norm backward: shapes differ from the forward pass")
         }
         // Through the ReLU first: its gradient is dY where the output was positive, as
-        // in `super::relu`.
-        let masked: Vec<f32>;
-        let dy = if self.relu {
-            let mut m = uninit(x.len());
-            for_parts(&mut m, |at, part| {
-                for ((o, &v), &g) in part.iter_mut().zip(&y[at..]).zip(&dy[at..]) {
-                    o.write(if v > 0.0 { g } else { 0.0 });
-                }
-            });
-            // SAFETY: the parts cover `m`, each element written once above.
-            masked = unsafe { assume_init(m) };
-            &masked[..]
-        } else {
-            dy
-        };
-        let per_image = c * s;
+        // in `super::relu`. Applied as the two passes read dY, not as a pass of its own
+        // (that pass and its buffer were 2 % of a plain net's training step).
         let mut out = uninit(x.len() + 2 * c);
         let (dx, params) = out.split_at_mut(x.len());
-        // Pass 1: sum(dy) and sum(dy * xhat) per channel.
-        let parts = map_image_chunks(b, x.len(), |images| {
-            let sum_dy = channel_sums(c, s, images.clone(), dy, dy, |_| |g, _| g);
-            let sum_dy_xhat = channel_sums(c, s, images, x, dy, |ch| {
-                let (m, inv_std) = (st.mean[ch], st.inv_std[ch]);
-                move |v, g| g * (v - m) * inv_std
-            });
-            [sum_dy, sum_dy_xhat].concat()
-        });
-        let sums = total(parts, 2 * c);
-        let (sum_dy, sum_dy_xhat) = sums.split_at(c);
-        let n = st.count as f64;
-        // Pass 2: dx = gamma * inv_std * (dy - mean(dy) - xhat * mean(dy * xhat)),
-        // written as a * dy + k * (x - mean) + off per channel (x - mean first, as in
-        // the forward pass: folding the mean into `off` cancels digits).
-        let coef: Vec<[f32; 4]> = (0..c)
-            .map(|ch| {
-                let a = st.gamma[ch] as f64 * st.inv_std[ch] as f64;
-                let k = -a * st.inv_std[ch] as f64 * sum_dy_xhat[ch] / n;
-                let off = -a * sum_dy[ch] / n;
-                [a as f32, k as f32, off as f32, st.mean[ch]]
-            })
-            .collect();
-        for_image_chunks(
-            b,
-            dx,
-            per_image,
-            || (),
-            |_, images, dxs| {
-                channel_map((c, s), images, dxs, x, dy, &coef, |[a, k, off, m], v, g| {
-                    a * g + k * (v - m) + off
-                })
-            },
-        );
+        let (sum_dy, sum_dy_xhat) = if self.relu {
+            let through_relu = |v: f32, g: f32| if v > 0.0 { g } else { 0.0 };
+            input_gradient(st, (b, c, s), [x, y, dy], through_relu, dx)
+        } else {
+            input_gradient(st, (b, c, s), [x, dy, dy], |_, g| g, dx)
+        };
         for ch in 0..c {
             params[ch].write(sum_dy_xhat[ch] as f32);
             params[c + ch].write(sum_dy[ch] as f32);
@@ -481,6 +475,56 @@ impl CustomOp3 for BatchNormBackward {
         let out = unsafe { assume_init(out) };
         Ok((CpuStorage::F32(out), Shape::from(x.len() + 2 * c)))
     }
+}
+
+/// Batch norm's input gradient from x, the output y and its gradient dY (each
+/// (b, c, s)), written into `dx`, with g = `grad(y, dY)` the gradient before the
+/// ReLU (or dY itself): dx = gamma * inv_std * (g - mean(g) - xhat * mean(g * xhat)).
+/// Returns sum(g) and sum(g * xhat) per channel, the parameters' gradients.
+fn input_gradient(
+    st: &BatchStats,
+    (b, c, s): (usize, usize, usize),
+    [x, y, dy]: [&[f32]; 3],
+    grad: impl Fn(f32, f32) -> f32 + Sync,
+    dx: &mut [MaybeUninit<f32>],
+) -> (Vec<f64>, Vec<f64>) {
+    // Pass 1: sum(g) and sum(g * xhat) per channel, in one read.
+    let parts = map_image_chunks(b, x.len(), |images| {
+        channel_sums((c, s), images, [x, y, dy], |ch| {
+            let (m, inv_std) = (st.mean[ch], st.inv_std[ch]);
+            let grad = &grad;
+            move |v, u, g| {
+                let g = grad(u, g);
+                [g, g * (v - m) * inv_std]
+            }
+        })
+    });
+    let mut sums = total(parts, 2 * c);
+    let sum_dy_xhat = sums.split_off(c);
+    let sum_dy = sums;
+    let n = st.count as f64;
+    // Pass 2: dx = gamma * inv_std * (g - mean(g) - xhat * mean(g * xhat)), written as
+    // a * g + k * (x - mean) + off per channel (x - mean first, as in the forward pass:
+    // folding the mean into `off` cancels digits).
+    let coef: Vec<[f32; 4]> = (0..c)
+        .map(|ch| {
+            let a = st.gamma[ch] as f64 * st.inv_std[ch] as f64;
+            let k = -a * st.inv_std[ch] as f64 * sum_dy_xhat[ch] / n;
+            let off = -a * sum_dy[ch] / n;
+            [a as f32, k as f32, off as f32, st.mean[ch]]
+        })
+        .collect();
+    for_image_chunks(
+        b,
+        dx,
+        c * s,
+        || (),
+        |_, images, dxs| {
+            let each = |[a, k, off, m]: [f32; 4], v, u, g| a * grad(u, g) + k * (v - m) + off;
+            channel_map((c, s), images, dxs, [x, y, dy], &coef, each)
+        },
+    );
+    (sum_dy, sum_dy_xhat)
 }
 
 /// Evaluation-mode BN of (x, [gamma, beta, running mean, running var]), plus a
