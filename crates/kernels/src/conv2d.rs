@@ -9,7 +9,8 @@
 //! stored from the forward pass: they would be k*k times the activations' memory).
 //! Images are split between the compute threads; each gemm runs on one thread. Where
 //! the CPU has AVX2 and FMA, "same" convolutions (all the 3x3 ones of stride 1) skip
-//! the column matrix altogether: see `same_conv`.
+//! the column matrix altogether, and so do the forward product and kernel gradient of
+//! strided ones with whole tiles of 16 output channels: see `same_conv`.
 
 use super::im2col::{col2im_add, im2col, Window};
 use super::matmul::{matmul, matmul_to, MatRef};
@@ -70,7 +71,7 @@ impl CustomOp2 for Conv {
         let kernel = MatRef::row_major(w, o, rows);
         let mut out = uninit(b * o * n);
         let image_len = win.image_len();
-        if same_conv::applies(&win) {
+        if same_conv::forward_applies(&win, o) {
             let packed = PackedKernel::new(w, o, rows);
             let scratch = || same_conv::Scratch::new(&win, o);
             for_image_chunks(b, &mut out, o * n, scratch, |scratch, images, ys| {
@@ -159,7 +160,7 @@ impl CustomOp3 for ConvBackward {
         // Without a column matrix where the CPU allows (see `same_conv`).
         let direct_dx = (same && same_conv::applies(&win))
             .then(|| PackedKernel::new(&flipped, win.channels, dy_win.rows()));
-        let direct_dw = same && same_conv::weight_grad_applies(&win, o);
+        let direct_dw = same_conv::weight_grad_applies(&win, o);
         let flipped = MatRef::row_major(&flipped, win.channels, dy_win.rows());
         let mut out = zeros(x.len() + w.len());
         let (dx, dw) = out.split_at_mut(x.len());

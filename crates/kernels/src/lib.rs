@@ -26,7 +26,7 @@ use candle_core::{CpuStorage, DType, Layout, Result, Tensor};
 /// for bit while this holds; a change that moves them (another summation order, a
 /// fused operation, another tile shape) raises it, so that runs and checkpoints of
 /// different kernels are told apart rather than mixed.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
 /// The instruction set the kernels compute with on this CPU (`DEGRADE_KERNELS=avx2`
 /// keeps an AVX-512 machine on the AVX2 path; both give the same numbers).

@@ -10,6 +10,11 @@
 //! the position's own start `y * row + x`: `c * plane + ky * row + kx`. The column
 //! matrix's entries are read straight from the buffer.
 //!
+//! A strided convolution with k = 2 * pad + 1 (the nets' 3x3 stride-2 downsampling) is
+//! the same product with other starts, `stride * (y * row + x)`: its forward product and
+//! kernel gradient run here too, on the channel tiles (`forward_applies`); its input
+//! gradient, not a convolution of dY, stays `col2im` of a gemm (`conv2d`).
+//!
 //! Two microkernels, both 12 AVX2 registers of sums (the shape of the `gemm` crate's
 //! own kernel):
 //! - channel tiles (o a multiple of 16): 16 output channels by 6 positions, each
@@ -35,6 +40,7 @@ use super::transpose::transpose;
 use crate::store::Store;
 #[cfg(target_arch = "x86_64")]
 use forward_tiles::{channel_tile, channel_tile_512, tile, tile_512};
+use gradient_tiles::Walk;
 #[cfg(target_arch = "x86_64")]
 use gradient_tiles::{grad_tile, grad_tile_512};
 pub use packing::PackedKernel;
@@ -65,9 +71,25 @@ const MR: usize = 16;
 /// Output channels per microkernel call, at most.
 const NR: usize = 6;
 
-/// Whether `win` is a convolution this kernel computes, on this CPU.
+/// Whether `win` is a "same" convolution this kernel computes, on this CPU: forward,
+/// input gradient and (for whole groups of 16 output channels) kernel gradient.
 pub fn applies(win: &Window) -> bool {
     win.is_same() && !win.is_identity() && has_avx2_fma()
+}
+
+/// Whether `win` is a strided convolution whose forward product and kernel gradient
+/// this kernel computes with `o` output channels, on this CPU: a stride above 1, k =
+/// 2 * pad + 1 (the nets' 3x3 downsampling convolutions and 1x1 projections), and whole
+/// channel tiles. Each output position reads the padded image from its own start, so
+/// the stride only moves the starts. (The input gradient is not a convolution of dY
+/// here: it stays `col2im` of a product.)
+fn strided_applies(win: &Window, o: usize) -> bool {
+    win.stride > 1 && win.k == 2 * win.pad + 1 && channel_tiles_apply(o) && has_avx2_fma()
+}
+
+/// Whether `same_conv` takes `win` with `o` output channels.
+pub fn forward_applies(win: &Window, o: usize) -> bool {
+    applies(win) || strided_applies(win, o)
 }
 
 /// The instruction set of the microkernels.
@@ -144,9 +166,9 @@ fn padded_for(isa: Isa, win: &Window) -> Padded {
     padded(win)
 }
 
-/// `y = conv(x)` for one image: `x` is (c, h, w), `y` is (o, h, w), the kernel packed
-/// from (o, c, k, k), `scratch` made for this window and kernel. `win` must be one that
-/// `applies` to.
+/// `y = conv(x)` for one image: `x` is (c, h, w), `y` is (o, out_h, out_w), the kernel
+/// packed from (o, c, k, k), `scratch` made for this window and kernel. `win` and o
+/// must be ones that `forward_applies` to.
 pub fn same_conv<E: Store>(
     win: &Window,
     x: &[f32],
@@ -167,12 +189,17 @@ fn same_conv_on<E: Store>(
     scratch: &mut Scratch,
 ) {
     let p = padded_for(isa, win);
-    let (c, h, w, k) = (win.channels, win.h, win.w, win.k);
+    let (c, k) = (win.channels, win.k);
     let o = kernel.out_channels;
-    assert!(applies(win), "same_conv on a window it does not apply to");
+    assert!(
+        forward_applies(win, o),
+        "same_conv on a window it does not apply to"
+    );
     assert_eq!(kernel.taps, c * k * k, "kernel and window differ");
-    assert_eq!(y.len(), o * h * w, "output of the wrong size");
+    assert_eq!(y.len(), o * win.cols(), "output of the wrong size");
     scratch.load(win, &p, x, o);
+    // Strided windows take channel tiles only (`strided_applies`): the position tiles
+    // read consecutive positions along the padded rows.
     if channel_tiles_apply(o) {
         channel_tiles(isa, win, kernel, y, scratch);
     } else {
@@ -185,7 +212,8 @@ fn same_conv_on<E: Store>(
 /// of the image are computed. (Along padded rows, `position_tiles` also computes the
 /// padding columns' positions and rounds up to 16: a 7x7 image took 64 positions for
 /// its 49, a 14x14 one 224 for 196.) The sums go to `scratch.wide` position-major,
-/// (h * w, o), and are transposed into `y` at the end.
+/// (out_h * out_w, o), and are transposed into `y` at the end. With a stride, only the
+/// starts differ (`Scratch::new`).
 fn channel_tiles<E: Store>(
     isa: Isa,
     win: &Window,
@@ -193,7 +221,7 @@ fn channel_tiles<E: Store>(
     y: &mut [E],
     scratch: &mut Scratch,
 ) {
-    let (hw, o) = (win.h * win.w, kernel.out_channels);
+    let (hw, o) = (win.cols(), kernel.out_channels);
     // Passes over the taps, as in `position_tiles`.
     for k0 in (0..kernel.taps).step_by(TAPS_PER_PASS) {
         let k1 = (k0 + TAPS_PER_PASS).min(kernel.taps);
@@ -209,14 +237,15 @@ fn channel_tiles<E: Store>(
                     &scratch.starts[q0..q0 + nq],
                     &scratch.offsets[k0..k1],
                 );
-                // SAFETY: AVX2 and FMA are present (`applies`, asserted by the caller),
-                // and AVX-512 for its tile (asserted by `same_conv_on`); the reads at
-                // `starts[q] + offsets[t]` are within `padded` (starts, y * row + x with
-                // y < h and x < w, are below h * row <= p.wide,
-                // and `Scratch::new` asserted reads up to offset + p.wide; `load`
-                // asserted that the scratch is this window's); `weights` holds 16 values
+                // SAFETY: AVX2 and FMA are present (`forward_applies`, asserted by the
+                // caller), and AVX-512 for its tile (asserted by `same_conv_on`); the
+                // reads at `starts[q] + offsets[t]` are within `padded` (starts,
+                // stride * (y * row + x) with y < out_h and x < out_w, put the window's
+                // last row and column at most at the padded image's, as out_h and out_w
+                // are counted so; `load` asserted that the scratch is this window's);
+                // `weights` holds 16 values
                 // per tap; the writes at `(q0 + j) * o + o0 + 0..16`, j < nq, are within
-                // `wide` (`load` asserted its o * p.wide values, hw <= p.wide, o0 + 16
+                // `wide` (`load` asserted its o * p.wide values, hw <= h * w <= p.wide, o0 + 16
                 // <= o).
                 unsafe {
                     let out = scratch.wide.as_mut_ptr().add(q0 * o + o0);
@@ -314,14 +343,15 @@ fn position_tiles<E: Store>(
     }
 }
 
-/// Whether `same_conv_weight_grad` takes `o` output channels: whole groups of 16.
+/// Whether `same_conv_weight_grad` takes `win` with `o` output channels: whole groups
+/// of 16, for a "same" or a strided window (`forward_applies`).
 pub fn weight_grad_applies(win: &Window, o: usize) -> bool {
-    applies(win) && o.is_multiple_of(GU)
+    forward_applies(win, o) && o.is_multiple_of(GU)
 }
 
 /// Adds one image's kernel gradient to `dw_t`, the (c * k * k, o) transpose of the
 /// kernel's layout: `dw_t[tap][oi] += sum over positions of x(shifted by tap) * dy[oi]`.
-/// `x` is (c, h, w), `dy` (o, h, w); `scratch` made by `Scratch::new(win, o)`.
+/// `x` is (c, h, w), `dy` (o, out_h, out_w); `scratch` made by `Scratch::new(win, o)`.
 ///
 /// The same layout trick as `same_conv`: with dY transposed, position-major, the
 /// product over output positions is a sum of the padded image at the tap's shift times
@@ -351,7 +381,9 @@ fn same_conv_weight_grad_on(
     scratch: &mut Scratch,
 ) {
     let p = padded_for(isa, win);
-    let (c, h, w, k) = (win.channels, win.h, win.w, win.k);
+    let (c, k, s) = (win.channels, win.k, win.stride);
+    // The output's rows and columns: dY's positions.
+    let (h, w) = (win.out_h(), win.out_w());
     let taps = c * k * k;
     assert!(
         weight_grad_applies(win, o),
@@ -360,7 +392,7 @@ fn same_conv_weight_grad_on(
     assert_eq!(dy.len(), o * h * w, "gradient of the wrong size");
     assert_eq!(dw_t.len(), taps * o, "kernel gradient of the wrong size");
     scratch.load(win, &p, x, o);
-    // dY^T: wide[q * o + oi] for the h * w positions.
+    // dY^T: wide[q * o + oi] for the h * w output positions.
     let hw = h * w;
     transpose(dy, o, hw, &mut scratch.wide[..hw * o]);
     // Whole output rows per pass, about POSITIONS_PER_PASS positions.
@@ -370,35 +402,40 @@ fn same_conv_weight_grad_on(
             let rows = rows_per_pass.min(h - y0);
             for t0 in (0..taps).step_by(isa.tile_len()) {
                 let nt = isa.tile_len().min(taps - t0);
-                // SAFETY: AVX2 and FMA are present (`applies`, asserted above); the reads
-                // at `offsets[t] + y * p.row + x`, y < h, x < w, are within `padded`
-                // (y * p.row + x < p.wide, and `Scratch::new` asserted reads up to offset
-                // + p.wide; `load` asserted that the scratch is this window's) and those
+                // SAFETY: AVX2 and FMA are present (`weight_grad_applies`, asserted
+                // above); the reads at `offsets[t] + s * (y * p.row + x)`, y < out_h,
+                // x < out_w, are within `padded` (as the forward's, `channel_tiles`;
+                // `load` asserted that the scratch is this window's) and those
                 // at `(y * w + x) * o + o0 + 0..GU` within the h * w * o values of `wide`
                 // written above (o0 + GU <= o as o is a multiple of GU); the
                 // read-modify-writes at `(t0 + t) * o + o0 + 0..GU`, t < nt, are within
                 // `dw_t` (its length, asserted above).
                 unsafe {
                     let (a, offsets, b, out) = (
-                        scratch.padded.as_ptr().add(y0 * p.row),
+                        scratch.padded.as_ptr().add(y0 * s * p.row),
                         &scratch.offsets[t0..t0 + nt],
                         scratch.wide.as_ptr().add(y0 * w * o + o0),
                         dw_t.as_mut_ptr().add(t0 * o + o0),
                     );
-                    let geometry = (rows, w, p.row);
+                    let walk = Walk {
+                        rows,
+                        w,
+                        row_step: s * p.row,
+                        step: s,
+                    };
                     match isa {
                         Isa::Avx2 => {
                             for_size!(
                                 nt,
                                 [1, 2, 3, 4, 5, 6],
-                                grad_tile(a, offsets, b, o, geometry, out)
+                                grad_tile(a, offsets, b, o, walk, out)
                             )
                         }
                         Isa::Avx512 => {
                             for_size!(
                                 nt,
                                 [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
-                                grad_tile_512(a, offsets, b, o, geometry, out)
+                                grad_tile_512(a, offsets, b, o, walk, out)
                             )
                         }
                     }
@@ -462,39 +499,47 @@ mod tests {
             seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             (seed >> 8) as f32 / (1 << 24) as f32 - 0.5
         };
-        // (c, o, h, w, k): position tiles where o is not a multiple of 16, channel tiles
-        // where it is, with tiles of every size from 1 to 6 positions.
-        for &(c, o, h, w, k) in &[
-            (1, 16, 28, 29, 3),
-            (3, 7, 9, 10, 3),
-            (16, 16, 14, 15, 3),
-            (16, 13, 7, 8, 5),
-            (64, 64, 7, 8, 3),
-            (2, 1, 1, 2, 3),
-            (2, 10, 6, 7, 5),
-            (2, 32, 6, 7, 5),
-            (1, 16, 5, 6, 5),
-            (2, 16, 1, 1, 3),
-            (2, 16, 1, 2, 3),
-            (2, 32, 1, 3, 3),
-            (2, 16, 2, 3, 3),
-            (3, 16, 3, 3, 3),
-            (2, 32, 2, 5, 3),
-            (2, 16, 5, 7, 5),
-            (17, 48, 7, 7, 3),
-            (4, 16, 2, 2, 5),
-            (5, 16, 1, 5, 5),
-            (7, 16, 1, 7, 5),
-            (8, 16, 2, 4, 5),
-            (10, 16, 3, 4, 5),
-            (11, 16, 1, 11, 5),
+        // (c, o, h, w, k, stride): position tiles where o is not a multiple of 16,
+        // channel tiles where it is, with tiles of every size from 1 to 6 positions;
+        // strided windows (channel tiles only) with odd and even sides, 3x3 and 1x1.
+        for &(c, o, h, w, k, stride) in &[
+            (1, 16, 28, 29, 3, 1),
+            (3, 7, 9, 10, 3, 1),
+            (16, 16, 14, 15, 3, 1),
+            (16, 13, 7, 8, 5, 1),
+            (64, 64, 7, 8, 3, 1),
+            (2, 1, 1, 2, 3, 1),
+            (2, 10, 6, 7, 5, 1),
+            (2, 32, 6, 7, 5, 1),
+            (1, 16, 5, 6, 5, 1),
+            (2, 16, 1, 1, 3, 1),
+            (2, 16, 1, 2, 3, 1),
+            (2, 32, 1, 3, 3, 1),
+            (2, 16, 2, 3, 3, 1),
+            (3, 16, 3, 3, 3, 1),
+            (2, 32, 2, 5, 3, 1),
+            (2, 16, 5, 7, 5, 1),
+            (17, 48, 7, 7, 3, 1),
+            (4, 16, 2, 2, 5, 1),
+            (5, 16, 1, 5, 5, 1),
+            (7, 16, 1, 7, 5, 1),
+            (8, 16, 2, 4, 5, 1),
+            (10, 16, 3, 4, 5, 1),
+            (11, 16, 1, 11, 5, 1),
+            (16, 32, 28, 28, 3, 2),
+            (32, 64, 14, 14, 3, 2),
+            (16, 16, 7, 7, 3, 2),
+            (3, 16, 9, 10, 3, 3),
+            (16, 32, 8, 7, 1, 2),
+            (2, 16, 1, 1, 3, 2),
+            (5, 48, 11, 5, 5, 2),
         ] {
             let win = Window {
                 channels: c,
                 h,
                 w,
                 k,
-                stride: 1,
+                stride,
                 pad: k / 2,
             };
             let x: Vec<f32> = (0..win.image_len()).map(|_| next()).collect();
@@ -515,7 +560,7 @@ mod tests {
             let dy: Vec<f32> = (0..o * n).map(|_| next()).collect();
             let mut results: Vec<(Isa, Vec<u32>)> = Vec::new();
             for isa in Isa::available() {
-                let case = format!("{isa:?}: c {c} o {o} {h}x{w} k {k}", w = win.w);
+                let case = format!("{isa:?}: c {c} o {o} {h}x{w} k {k} s {stride}", w = win.w);
                 let mut scratch = Scratch::new(&win, o);
                 // Another image first, through the same scratch: it must leave no trace.
                 let mut y = vec![f32::NAN; o * n];
@@ -554,7 +599,7 @@ mod tests {
             for pair in results.windows(2) {
                 assert!(
                     pair[0].1 == pair[1].1,
-                    "{:?} and {:?} differ: c {c} o {o} {h}x{} k {k}",
+                    "{:?} and {:?} differ: c {c} o {o} {h}x{} k {k} s {stride}",
                     pair[0].0,
                     pair[1].0,
                     win.w

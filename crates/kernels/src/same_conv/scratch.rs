@@ -15,9 +15,9 @@ pub struct Scratch {
     /// (counted along padded rows: (y, x) is q = y * row + x < wide) is
     /// `padded[offset + q]`.
     pub(super) offsets: Vec<usize>,
-    /// Per output position of the image, in order (h * w of them), its q along the
-    /// padded rows: where the channel tiles start reading (made once here: computed
-    /// per image, its divisions were 1 % of a training step).
+    /// Per output position, in order (out_h * out_w of them), where the channel tiles
+    /// start reading along the padded rows: (y, x) reads from stride * (y * row + x) on
+    /// (made once here: computed per image, its divisions were 1 % of a training step).
     pub(super) starts: Vec<usize>,
 }
 
@@ -51,8 +51,9 @@ impl Scratch {
             .flat_map(|ci| (0..k).flat_map(move |ky| (0..k).map(move |kx| (ci, ky, kx))))
             .map(|(ci, ky, kx)| ci * p.plane + ky * p.row + kx)
             .collect();
-        let starts = (0..win.h * win.w)
-            .map(|q| (q / win.w) * p.row + q % win.w)
+        let (out_w, s) = (win.out_w(), win.stride);
+        let starts = (0..win.cols())
+            .map(|q| s * ((q / out_w) * p.row + q % out_w))
             .collect();
         let padded = vec![0f32; win.channels * p.plane + slack];
         // Every microkernel read, at an offset + 0..p.wide, is inside `padded`.
