@@ -243,10 +243,9 @@ fn channel_tiles<E: Store>(
                 // stride * (y * row + x) with y < out_h and x < out_w, put the window's
                 // last row and column at most at the padded image's, as out_h and out_w
                 // are counted so; `load` asserted that the scratch is this window's);
-                // `weights` holds 16 values
-                // per tap; the writes at `(q0 + j) * o + o0 + 0..16`, j < nq, are within
-                // `wide` (`load` asserted its o * p.wide values, hw <= h * w <= p.wide, o0 + 16
-                // <= o).
+                // `weights` holds 16 values per tap; the writes at `(q0 + j) * o + o0 +
+                // 0..16`, j < nq, are within `wide` (`load` asserted its o * p.wide
+                // values, hw <= h * w <= p.wide, o0 + 16 <= o).
                 unsafe {
                     let out = scratch.wide.as_mut_ptr().add(q0 * o + o0);
                     match isa {
