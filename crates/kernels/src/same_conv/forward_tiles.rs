@@ -156,3 +156,80 @@ pub(super) unsafe fn tile_512<const N: usize>(
     // SAFETY: writable, and readable when adding, per the contract.
     unsafe { store_rows_512(out, out_stride, &acc, add) }
 }
+
+/// The forward product of a 3x3 stride-1 convolution on AVX-512 for R output rows by N
+/// consecutive positions of each, 16 output channels in one register:
+/// out[r * out_row + q * out_stride + j] = sum over groups g and taps kx < 3 of
+/// a[offsets[3g] + r * row + q + kx] * b[(3g + kx) * 16 + j] (added to what `out` holds
+/// if `add`), for r < R, q < N and j < 16.
+///
+/// A group is one kernel row, the taps (c, ky, 0..3): they read one padded row at three
+/// consecutive shifts, so the value at column i of that row is broadcast once and feeds
+/// the three sums it meets (position i - kx with tap kx). `channel_tile_512` broadcasts
+/// once per fused multiply-add, and on cores with two 512-bit FMA units (an Intel Xeon,
+/// the Zen 5) those loads rather than the arithmetic set its speed. Each sum still gets
+/// its taps in the order (c, ky, kx), the chain `channel_tile_512` computes, so the two
+/// give the same bits. R * N is at most 28: the sums, the group's three weights and a
+/// broadcast fill the 32 registers.
+///
+/// # Safety
+/// The CPU has AVX-512F; `offsets` holds whole groups, each three consecutive offsets;
+/// `a + offsets[3g] + r * row + i` is readable for every group g, r < R and i < N + 2;
+/// `b` holds `offsets.len() * 16` values; `out + r * out_row + q * out_stride + j` is
+/// writable (and readable if `add`) for r < R, q < N, j < 16.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::needless_range_loop)] // a register tile reads clearest indexed
+#[allow(clippy::too_many_arguments)] // the tile's geometry, as `channel_tile_512`'s plus two
+pub(super) unsafe fn row_tile_512<const R: usize, const N: usize>(
+    a: *const f32,
+    row: usize,
+    offsets: &[usize],
+    b: &[f32],
+    out: *mut f32,
+    out_stride: usize,
+    out_row: usize,
+    add: bool,
+) {
+    use std::arch::x86_64::*;
+    debug_assert!(R * N <= 28 && offsets.len().is_multiple_of(3));
+    debug_assert!(b.len() >= offsets.len() * CHANNEL_TILE);
+    if add {
+        for r in 0..R {
+            prefetch_rows::<N>(out.wrapping_add(r * out_row), out_stride);
+        }
+    }
+    let mut acc = [[_mm512_setzero_ps(); N]; R];
+    for (taps, group) in offsets
+        .chunks_exact(3)
+        .zip(b.chunks_exact(3 * CHANNEL_TILE))
+    {
+        debug_assert!(taps[1] == taps[0] + 1 && taps[2] == taps[0] + 2);
+        // SAFETY: `group` holds 48 values.
+        let weights = unsafe {
+            [
+                _mm512_loadu_ps(group.as_ptr()),
+                _mm512_loadu_ps(group.as_ptr().add(CHANNEL_TILE)),
+                _mm512_loadu_ps(group.as_ptr().add(2 * CHANNEL_TILE)),
+            ]
+        };
+        for r in 0..R {
+            // SAFETY: within `a` per the contract (column 0 of this row).
+            let image_row = unsafe { a.add(taps[0] + r * row) };
+            for i in 0..N + 2 {
+                // SAFETY: readable per the contract.
+                let v = _mm512_set1_ps(unsafe { *image_row.add(i) });
+                for kx in 0..3 {
+                    if i >= kx && i - kx < N {
+                        let q = i - kx;
+                        acc[r][q] = _mm512_fmadd_ps(v, weights[kx], acc[r][q]);
+                    }
+                }
+            }
+        }
+    }
+    for (r, sums) in acc.iter().enumerate() {
+        // SAFETY: writable, and readable when adding, per the contract.
+        unsafe { store_rows_512(out.add(r * out_row), out_stride, sums, add) }
+    }
+}

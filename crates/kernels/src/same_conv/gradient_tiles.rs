@@ -113,3 +113,98 @@ pub(super) unsafe fn grad_tile_512<const T: usize>(
     // SAFETY: readable and writable per the contract.
     unsafe { store_rows_512(out, b_stride, &acc, true) }
 }
+
+/// The kernel gradient of a 3x3 stride-1 convolution on AVX-512, for G groups of three
+/// taps (one kernel row each: (c, ky, kx) for kx < 3, consecutive offsets) by 16
+/// channels: out[t * b_stride + j] += sum over positions (y, x), y < rows, x < w, of
+/// a[offsets[t] + y * row_step + x] * b[(y * w + x) * b_stride + j], for t < 3G and
+/// j < 16, where `rows`, `w` and `row_step` are `walk`'s (its step is 1).
+///
+/// `grad_tile_512` broadcasts the image once per fused multiply-add. Here each output
+/// row's image row is swept once per group: the value at column p feeds tap kx with
+/// position p - kx, for the three taps, while the last three rows of dY^T wait in
+/// registers. Each tap's sum still takes the positions in order, the chain
+/// `grad_tile_512` computes, so the two give the same bits. w is at least 2 (the sweep's
+/// first and last two columns are written out).
+///
+/// # Safety
+/// The CPU has AVX-512F; `offsets` has 3G entries, each group three consecutive offsets;
+/// `walk.step` is 1 and `walk.w` at least 2; `a + offsets[3g] + y * row_step + p` is
+/// readable for every group g, y < rows and p < w + 2, and `b + (y * w + x) * b_stride +
+/// j` too, for y < rows, x < w, j < 16; `out + t * b_stride + j` is readable and writable
+/// for t < 3G, j < 16.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::needless_range_loop)] // a register tile reads clearest indexed
+pub(super) unsafe fn row_grad_tile_512<const G: usize>(
+    a: *const f32,
+    offsets: &[usize],
+    b: *const f32,
+    b_stride: usize,
+    walk: Walk,
+    out: *mut f32,
+) {
+    use std::arch::x86_64::*;
+    let Walk {
+        rows, w, row_step, ..
+    } = walk;
+    debug_assert!(offsets.len() == 3 * G && walk.step == 1 && w >= 2);
+    for g in 0..G {
+        prefetch_rows::<3>(out.wrapping_add(3 * g * b_stride), b_stride);
+    }
+    let mut starts = [0usize; G];
+    for (start, taps) in starts.iter_mut().zip(offsets.chunks_exact(3)) {
+        debug_assert!(taps[1] == taps[0] + 1 && taps[2] == taps[0] + 2);
+        *start = taps[0];
+    }
+    // acc[g][kx]: the sum of tap (group g, kx).
+    let mut acc = [[_mm512_setzero_ps(); 3]; G];
+    for y in 0..rows {
+        // SAFETY (the block): the reads are within `a` and `b` per the contract: image
+        // columns p < w + 2 of row y, dY^T at positions x < w of row y.
+        unsafe {
+            let image = a.add(y * row_step);
+            let dy = b.add(y * w * b_stride);
+            // dY^T at positions p, p - 1 and p - 2, as the sweep reaches column p.
+            // Column 0 meets only tap 0 (position 0), column 1 taps 0 and 1.
+            let mut d0 = _mm512_loadu_ps(dy);
+            for g in 0..G {
+                let v = _mm512_set1_ps(*image.add(starts[g]));
+                acc[g][0] = _mm512_fmadd_ps(v, d0, acc[g][0]);
+            }
+            let mut d1 = d0;
+            d0 = _mm512_loadu_ps(dy.add(b_stride));
+            for g in 0..G {
+                let v = _mm512_set1_ps(*image.add(starts[g] + 1));
+                acc[g][0] = _mm512_fmadd_ps(v, d0, acc[g][0]);
+                acc[g][1] = _mm512_fmadd_ps(v, d1, acc[g][1]);
+            }
+            for p in 2..w {
+                let d2 = d1;
+                d1 = d0;
+                d0 = _mm512_loadu_ps(dy.add(p * b_stride));
+                for g in 0..G {
+                    let v = _mm512_set1_ps(*image.add(starts[g] + p));
+                    acc[g][0] = _mm512_fmadd_ps(v, d0, acc[g][0]);
+                    acc[g][1] = _mm512_fmadd_ps(v, d1, acc[g][1]);
+                    acc[g][2] = _mm512_fmadd_ps(v, d2, acc[g][2]);
+                }
+            }
+            // Columns w and w + 1, the padding past the row's end: taps 1 and 2, then 2.
+            for g in 0..G {
+                let v = _mm512_set1_ps(*image.add(starts[g] + w));
+                acc[g][1] = _mm512_fmadd_ps(v, d0, acc[g][1]);
+                acc[g][2] = _mm512_fmadd_ps(v, d1, acc[g][2]);
+            }
+            for g in 0..G {
+                let v = _mm512_set1_ps(*image.add(starts[g] + w + 1));
+                acc[g][2] = _mm512_fmadd_ps(v, d0, acc[g][2]);
+            }
+        }
+    }
+    for (g, sums) in acc.iter().enumerate() {
+        // SAFETY: readable and writable per the contract: group g's taps are rows 3g to
+        // 3g + 2 of `out`.
+        unsafe { store_rows_512(out.add(3 * g * b_stride), b_stride, sums, true) }
+    }
+}

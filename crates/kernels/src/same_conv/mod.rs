@@ -28,6 +28,13 @@
 //! 12 positions or taps (12 of the 32 registers hold sums), and a position tile is one
 //! register per channel. Every output is the same chain of fused multiply-adds in the
 //! same order on either instruction set, so the two give the same bits (tested).
+//!
+//! For 3x3 stride-1 windows, the nets' most common, AVX-512 has row tiles instead
+//! (`row_tiles`, `row_tile_512`, `row_grad_tile_512`): the three taps of a kernel row read
+//! one image row at consecutive shifts, so each image value is broadcast once for the
+//! three sums it feeds, where the tiles above broadcast once per fused multiply-add. On
+//! cores with two 512-bit FMA units those broadcasts, not the arithmetic, were the limit.
+//! The sums' chains are unchanged, and so are the bits.
 
 mod forward_tiles;
 mod gradient_tiles;
@@ -39,10 +46,10 @@ use super::im2col::Window;
 use super::transpose::transpose;
 use crate::store::Store;
 #[cfg(target_arch = "x86_64")]
-use forward_tiles::{channel_tile, channel_tile_512, tile, tile_512};
+use forward_tiles::{channel_tile, channel_tile_512, row_tile_512, tile, tile_512};
 use gradient_tiles::Walk;
 #[cfg(target_arch = "x86_64")]
-use gradient_tiles::{grad_tile, grad_tile_512};
+use gradient_tiles::{grad_tile, grad_tile_512, row_grad_tile_512};
 pub use packing::PackedKernel;
 use packing::{channel_tiles_apply, CHANNEL_TILE};
 pub use scratch::Scratch;
@@ -61,6 +68,54 @@ macro_rules! for_size {
         #[cfg(not(target_arch = "x86_64"))]
         {
             let _ = ($n, $args);
+            unreachable!("same_conv applies only on x86_64 with AVX2")
+        }
+    }};
+}
+
+/// `tile::<R, N>(args)` for the row tile of R rows by N positions that `row_tile_plan`
+/// makes (N up to ROW_TILE_COLS, R up to ROW_TILE_ROWS, R * N up to ROW_TILE_SUMS), as
+/// one match; unreachable off x86_64.
+macro_rules! for_row_tile {
+    ($r:expr, $n:expr, $tile:ident $args:tt) => {{
+        #[cfg(target_arch = "x86_64")]
+        match ($r, $n) {
+            (1, 1) => $tile::<1, 1> $args,
+            (2, 1) => $tile::<2, 1> $args,
+            (3, 1) => $tile::<3, 1> $args,
+            (4, 1) => $tile::<4, 1> $args,
+            (1, 2) => $tile::<1, 2> $args,
+            (2, 2) => $tile::<2, 2> $args,
+            (3, 2) => $tile::<3, 2> $args,
+            (4, 2) => $tile::<4, 2> $args,
+            (1, 3) => $tile::<1, 3> $args,
+            (2, 3) => $tile::<2, 3> $args,
+            (3, 3) => $tile::<3, 3> $args,
+            (4, 3) => $tile::<4, 3> $args,
+            (1, 4) => $tile::<1, 4> $args,
+            (2, 4) => $tile::<2, 4> $args,
+            (3, 4) => $tile::<3, 4> $args,
+            (4, 4) => $tile::<4, 4> $args,
+            (1, 5) => $tile::<1, 5> $args,
+            (2, 5) => $tile::<2, 5> $args,
+            (3, 5) => $tile::<3, 5> $args,
+            (4, 5) => $tile::<4, 5> $args,
+            (1, 6) => $tile::<1, 6> $args,
+            (2, 6) => $tile::<2, 6> $args,
+            (3, 6) => $tile::<3, 6> $args,
+            (4, 6) => $tile::<4, 6> $args,
+            (1, 7) => $tile::<1, 7> $args,
+            (2, 7) => $tile::<2, 7> $args,
+            (3, 7) => $tile::<3, 7> $args,
+            (4, 7) => $tile::<4, 7> $args,
+            (1, 8) => $tile::<1, 8> $args,
+            (2, 8) => $tile::<2, 8> $args,
+            (3, 8) => $tile::<3, 8> $args,
+            (r, n) => unreachable!("a row tile of {r} x {n}"),
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = ($r, $n, $args);
             unreachable!("same_conv applies only on x86_64 with AVX2")
         }
     }};
@@ -126,6 +181,13 @@ impl Isa {
             all.push(Isa::Avx512);
         }
         all
+    }
+
+    /// Whether the row tiles (`row_tile_512`, `row_grad_tile_512`) compute `win`: on
+    /// AVX-512, a 3x3 stride-1 "same" window, whose three taps of a kernel row read one
+    /// image row at consecutive shifts. (On AVX2, 16 registers leave no room for them.)
+    fn row_tiles_apply(self, win: &Window) -> bool {
+        self == Isa::Avx512 && win.is_same() && win.k == 3
     }
 
     /// Positions per channel tile and taps per kernel-gradient tile, at most.
@@ -200,7 +262,9 @@ fn same_conv_on<E: Store>(
     scratch.load(win, &p, x, o);
     // Strided windows take channel tiles only (`strided_applies`): the position tiles
     // read consecutive positions along the padded rows.
-    if channel_tiles_apply(o) {
+    if channel_tiles_apply(o) && isa.row_tiles_apply(win) {
+        row_tiles(win, &p, kernel, y, scratch);
+    } else if channel_tiles_apply(o) {
         channel_tiles(isa, win, kernel, y, scratch);
     } else {
         position_tiles(isa, win, &p, kernel, y, scratch);
@@ -222,49 +286,121 @@ fn channel_tiles<E: Store>(
     scratch: &mut Scratch,
 ) {
     let (hw, o) = (win.cols(), kernel.out_channels);
-    // Passes over the taps, as in `position_tiles`.
-    for k0 in (0..kernel.taps).step_by(TAPS_PER_PASS) {
-        let k1 = (k0 + TAPS_PER_PASS).min(kernel.taps);
-        for (panel, o0) in kernel
-            .values
-            .chunks_exact(CHANNEL_TILE * kernel.taps)
-            .zip((0..o).step_by(CHANNEL_TILE))
-        {
-            let weights = &panel[k0 * CHANNEL_TILE..k1 * CHANNEL_TILE];
-            for (q0, nq) in balanced_tiles(hw, isa.tile_len()) {
-                let (a, starts, offsets) = (
-                    scratch.padded.as_ptr(),
-                    &scratch.starts[q0..q0 + nq],
-                    &scratch.offsets[k0..k1],
-                );
-                // SAFETY: AVX2 and FMA are present (`forward_applies`, asserted by the
-                // caller), and AVX-512 for its tile (asserted by `same_conv_on`); the
-                // reads at `starts[q] + offsets[t]` are within `padded` (starts,
-                // stride * (y * row + x) with y < out_h and x < out_w, put the window's
-                // last row and column at most at the padded image's, as out_h and out_w
-                // are counted so; `load` asserted that the scratch is this window's);
-                // `weights` holds 16 values per tap; the writes at `(q0 + j) * o + o0 +
-                // 0..16`, j < nq, are within `wide` (`load` asserted its o * p.wide
-                // values, hw <= h * w <= p.wide, o0 + 16 <= o).
-                unsafe {
-                    let out = scratch.wide.as_mut_ptr().add(q0 * o + o0);
-                    match isa {
-                        Isa::Avx2 => for_size!(
-                            nq,
-                            [1, 2, 3, 4, 5, 6],
-                            channel_tile(a, starts, offsets, weights, out, o, k0 > 0)
-                        ),
-                        Isa::Avx512 => for_size!(
-                            nq,
-                            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
-                            channel_tile_512(a, starts, offsets, weights, out, o, k0 > 0)
-                        ),
-                    }
+    for (k0, k1, o0, weights) in passes_and_panels(kernel) {
+        for (q0, nq) in balanced_tiles(hw, isa.tile_len()) {
+            let (a, starts, offsets) = (
+                scratch.padded.as_ptr(),
+                &scratch.starts[q0..q0 + nq],
+                &scratch.offsets[k0..k1],
+            );
+            // SAFETY: AVX2 and FMA are present (`forward_applies`, asserted by the
+            // caller), and AVX-512 for its tile (asserted by `same_conv_on`); the
+            // reads at `starts[q] + offsets[t]` are within `padded` (starts,
+            // stride * (y * row + x) with y < out_h and x < out_w, put the window's
+            // last row and column at most at the padded image's, as out_h and out_w
+            // are counted so; `load` asserted that the scratch is this window's);
+            // `weights` holds 16 values per tap; the writes at `(q0 + j) * o + o0 +
+            // 0..16`, j < nq, are within `wide` (`load` asserted its o * p.wide
+            // values, hw <= h * w <= p.wide, o0 + 16 <= o).
+            unsafe {
+                let out = scratch.wide.as_mut_ptr().add(q0 * o + o0);
+                match isa {
+                    Isa::Avx2 => for_size!(
+                        nq,
+                        [1, 2, 3, 4, 5, 6],
+                        channel_tile(a, starts, offsets, weights, out, o, k0 > 0)
+                    ),
+                    Isa::Avx512 => for_size!(
+                        nq,
+                        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+                        channel_tile_512(a, starts, offsets, weights, out, o, k0 > 0)
+                    ),
                 }
             }
         }
     }
     transpose(&scratch.wide[..hw * o], hw, o, y);
+}
+
+/// The forward product of a 3x3 stride-1 window on AVX-512 (`Isa::row_tiles_apply`),
+/// in tiles of 16 output channels by a few output rows by a run of positions along
+/// each (`row_tile_plan`), each image value broadcast once for the three taps of a
+/// kernel row (`row_tile_512`). Passes over the taps, the sums' layout and the
+/// transpose as in `channel_tiles`, and the same bits.
+fn row_tiles<E: Store>(
+    win: &Window,
+    p: &Padded,
+    kernel: &PackedKernel,
+    y: &mut [E],
+    scratch: &mut Scratch,
+) {
+    let (w, o) = (win.w, kernel.out_channels);
+    // Whole kernel rows per pass: a pass never splits a group of three taps.
+    const { assert!(TAPS_PER_PASS.is_multiple_of(3)) };
+    for (k0, k1, o0, weights) in passes_and_panels(kernel) {
+        for (y0, rows, x0, cols) in row_tile_plan(win.h, w) {
+            // SAFETY: AVX-512 is present (`row_tiles_apply`, asserted by
+            // `same_conv_on` through `padded_for`); `offsets[k0..k1]` is whole
+            // kernel rows (taps = c * 9 and the pass length are multiples of 3), each
+            // three consecutive offsets c * plane + ky * row + kx; the reads at
+            // (y0 + r) * row + x0 + offset + i, r < rows, i < cols + 2, are image
+            // rows y0 + r + ky < h + 2 and columns x0 + i <= w + 1 < row of channel
+            // c, within `padded` (`load` asserted that the scratch is this window's);
+            // `weights` holds 16 values per tap; the writes at ((y0 + r) * w + x0 +
+            // q) * o + o0 + 0..16, q < cols, are within `wide` (its o * p.wide
+            // values, h * w <= p.wide, o0 + 16 <= o).
+            unsafe {
+                let a = scratch.padded.as_ptr().add(y0 * p.row + x0);
+                let out = scratch.wide.as_mut_ptr().add((y0 * w + x0) * o + o0);
+                let offsets = &scratch.offsets[k0..k1];
+                for_row_tile!(
+                    rows,
+                    cols,
+                    row_tile_512(a, p.row, offsets, weights, out, o, w * o, k0 > 0)
+                );
+            }
+        }
+    }
+    transpose(&scratch.wide[..win.h * w * o], win.h * w, o, y);
+}
+
+/// The row tiles of an h x w image, (y0, rows, x0, cols): each row cut into balanced
+/// runs of at most ROW_TILE_COLS positions, the rows taken in balanced groups of as many
+/// as the longest run leaves registers for (ROW_TILE_SUMS), and at most ROW_TILE_ROWS.
+/// A 28x28 image is 7 tiles of 4 rows by 4 runs of 7, a 7x7 one 4 and 3 rows by 7.
+fn row_tile_plan(h: usize, w: usize) -> impl Iterator<Item = (usize, usize, usize, usize)> {
+    let longest = w.div_ceil(w.div_ceil(ROW_TILE_COLS).max(1));
+    let max_rows = (ROW_TILE_SUMS / longest.max(1)).min(ROW_TILE_ROWS);
+    balanced_tiles(h, max_rows).flat_map(move |(y0, rows)| {
+        balanced_tiles(w, ROW_TILE_COLS).map(move |(x0, cols)| (y0, rows, x0, cols))
+    })
+}
+
+/// Positions along one row per row tile, at most: a tile's sums, its three weights and
+/// a broadcast fill the 32 registers at 28 sums, and a row of 28 or 32 cuts into runs
+/// of 7 or 8. (Longer runs, 14 in one, left the compiler's loops rolled, the sums on
+/// the stack.)
+const ROW_TILE_COLS: usize = 8;
+/// Rows per row tile, at most.
+const ROW_TILE_ROWS: usize = 4;
+/// Sums per row tile, at most: rows times positions.
+const ROW_TILE_SUMS: usize = 28;
+
+/// The channel tiles' work (`channel_tiles`, `row_tiles`) in passes over the taps, as in
+/// `position_tiles`, and within a pass in panels of 16 output channels: (k0, k1, o0,
+/// the panel's weights for taps k0..k1).
+fn passes_and_panels(
+    kernel: &PackedKernel,
+) -> impl Iterator<Item = (usize, usize, usize, &[f32])> + '_ {
+    let taps = kernel.taps;
+    (0..taps).step_by(TAPS_PER_PASS).flat_map(move |k0| {
+        let k1 = (k0 + TAPS_PER_PASS).min(taps);
+        kernel
+            .values
+            .chunks_exact(CHANNEL_TILE * taps)
+            .zip((0..kernel.out_channels).step_by(CHANNEL_TILE))
+            .map(move |(panel, o0)| (k0, k1, o0, &panel[k0 * CHANNEL_TILE..k1 * CHANNEL_TILE]))
+    })
 }
 
 /// `n` items cut into the fewest tiles of at most `max`, of sizes that differ by at most
@@ -396,11 +532,19 @@ fn same_conv_weight_grad_on(
     transpose(dy, o, hw, &mut scratch.wide[..hw * o]);
     // Whole output rows per pass, about POSITIONS_PER_PASS positions.
     let rows_per_pass = (POSITIONS_PER_PASS / w).max(1);
+    // The taps in tiles: whole kernel rows of three for the row tiles (taps = c * 9),
+    // which sweep each image row from its first column to its last two.
+    let row_tiles = isa.row_tiles_apply(win) && w >= 2;
+    let (tap_unit, max_units) = if row_tiles {
+        (3, GRAD_GROUPS)
+    } else {
+        (1, isa.tile_len())
+    };
     for o0 in (0..o).step_by(GU) {
         for y0 in (0..h).step_by(rows_per_pass) {
             let rows = rows_per_pass.min(h - y0);
-            for t0 in (0..taps).step_by(isa.tile_len()) {
-                let nt = isa.tile_len().min(taps - t0);
+            for (u0, units) in balanced_tiles(taps / tap_unit, max_units) {
+                let (t0, nt) = (u0 * tap_unit, units * tap_unit);
                 // SAFETY: AVX2 and FMA are present (`weight_grad_applies`, asserted
                 // above); the reads at `offsets[t] + s * (y * p.row + x)`, y < out_h,
                 // x < out_w, are within `padded` (as the forward's, `channel_tiles`;
@@ -408,7 +552,11 @@ fn same_conv_weight_grad_on(
                 // at `(y * w + x) * o + o0 + 0..GU` within the h * w * o values of `wide`
                 // written above (o0 + GU <= o as o is a multiple of GU); the
                 // read-modify-writes at `(t0 + t) * o + o0 + 0..GU`, t < nt, are within
-                // `dw_t` (its length, asserted above).
+                // `dw_t` (its length, asserted above). For the row tiles, AVX-512 is
+                // present (`row_tiles_apply`), each group is three consecutive offsets of
+                // one kernel row (t0 and nt are multiples of 3), the stride is 1 and w
+                // at least 2, and a group's reads at columns p < w + 2 of an image row
+                // stay within its padded row (the window's last column is w + 1).
                 unsafe {
                     let (a, offsets, b, out) = (
                         scratch.padded.as_ptr().add(y0 * s * p.row),
@@ -428,6 +576,13 @@ fn same_conv_weight_grad_on(
                                 nt,
                                 [1, 2, 3, 4, 5, 6],
                                 grad_tile(a, offsets, b, o, walk, out)
+                            )
+                        }
+                        Isa::Avx512 if row_tiles => {
+                            for_size!(
+                                units,
+                                [1, 2, 3, 4, 5, 6, 7, 8],
+                                row_grad_tile_512(a, offsets, b, o, walk, out)
                             )
                         }
                         Isa::Avx512 => {
@@ -451,6 +606,10 @@ const TAPS_PER_PASS: usize = 144;
 /// Output positions per pass of the gradient kernel, about: 128 rows of dY^T, 8 KB for
 /// 16 channels, stay in L1 while every tap goes past them.
 const POSITIONS_PER_PASS: usize = 128;
+
+/// Kernel rows (groups of three taps) per row tile of the kernel gradient, at most:
+/// 18 registers of sums, three of dY^T and a broadcast.
+const GRAD_GROUPS: usize = 6;
 
 /// Output channels per gradient microkernel call: 16, with `Isa::tile_len` taps (6 x
 /// 16 sums in twelve AVX2 registers, six broadcasts of the image and two loads of dY^T
@@ -493,11 +652,7 @@ mod tests {
             eprintln!("skipped: this CPU has no AVX2 and FMA, so the direct kernel never runs");
             return;
         }
-        let mut seed = 1u32;
-        let mut next = || {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (seed >> 8) as f32 / (1 << 24) as f32 - 0.5
-        };
+        let mut values = Values(1);
         // (c, o, h, w, k, stride): position tiles where o is not a multiple of 16,
         // channel tiles where it is, with tiles of every size from 1 to 6 positions;
         // strided windows (channel tiles only) with odd and even sides, 3x3 and 1x1.
@@ -533,77 +688,163 @@ mod tests {
             (2, 16, 1, 1, 3, 2),
             (5, 48, 11, 5, 5, 2),
         ] {
-            let win = Window {
-                channels: c,
-                h,
-                w,
-                k,
-                stride,
-                pad: k / 2,
-            };
-            let x: Vec<f32> = (0..win.image_len()).map(|_| next()).collect();
-            let w: Vec<f32> = (0..o * win.rows()).map(|_| next()).collect();
-            let mut cols = vec![0f32; win.rows() * win.cols()];
-            im2col(&win, &x, &mut cols);
-            let n = win.cols();
-            let want: Vec<f32> = (0..o * n)
-                .map(|i| {
-                    let (oi, q) = (i / n, i % n);
-                    (0..win.rows())
-                        .map(|r| w[oi * win.rows() + r] * cols[r * n + q])
-                        .sum()
-                })
-                .collect();
-            let kernel = PackedKernel::new(&w, o, win.rows());
-            let other: Vec<f32> = (0..win.image_len()).map(|_| next()).collect();
-            let dy: Vec<f32> = (0..o * n).map(|_| next()).collect();
-            let mut results: Vec<(Isa, Vec<u32>)> = Vec::new();
-            for isa in Isa::available() {
-                let case = format!("{isa:?}: c {c} o {o} {h}x{w} k {k} s {stride}", w = win.w);
-                let mut scratch = Scratch::new(&win, o);
-                // Another image first, through the same scratch: it must leave no trace.
-                let mut y = vec![f32::NAN; o * n];
-                same_conv_on(isa, &win, &other, &kernel, &mut y, &mut scratch);
-                same_conv_on(isa, &win, &x, &kernel, &mut y, &mut scratch);
-                for (i, (a, b)) in y.iter().zip(&want).enumerate() {
-                    assert!(
-                        (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
-                        "{case}: y[{i}] = {a}, want {b}"
-                    );
-                }
-                let mut bits: Vec<u32> = y.iter().map(|v| v.to_bits()).collect();
-                if weight_grad_applies(&win, o) {
-                    // The kernel gradient, added to what `dw_t` held, twice through one
-                    // scratch.
-                    let mut dw_t = vec![1f32; win.rows() * o];
-                    let mut scratch = Scratch::new(&win, o);
-                    same_conv_weight_grad_on(isa, &win, &other, &dy, o, &mut dw_t, &mut scratch);
-                    let mut dw_t = vec![1f32; win.rows() * o];
-                    same_conv_weight_grad_on(isa, &win, &x, &dy, o, &mut dw_t, &mut scratch);
-                    for (i, &got) in dw_t.iter().enumerate() {
-                        let (r, oi) = (i / o, i % o);
-                        let want: f32 = 1.0
-                            + (0..n)
-                                .map(|q| cols[r * n + q] * dy[oi * n + q])
-                                .sum::<f32>();
-                        assert!(
-                            (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
-                            "{case}: dw_t[{i}] = {got}, want {want}"
-                        );
-                    }
-                    bits.extend(dw_t.iter().map(|v| v.to_bits()));
-                }
-                results.push((isa, bits));
+            check_against_columns(c, o, h, w, k, stride, &mut values);
+        }
+    }
+
+    /// The AVX-512 row tiles of 3x3 stride-1 windows (`row_tile_plan`, `GRAD_GROUPS`)
+    /// on every image side from 1 to 17 by 1 to 9, so that every tile shape runs, with
+    /// 1 to 17 input channels (1 to 6 kernel-gradient groups per tile, and passes of
+    /// whole kernel rows), as `matches_the_column_matrix_product` checks.
+    #[test]
+    fn row_tiles_match_the_column_matrix_product_on_every_shape() {
+        if !has_avx2_fma() {
+            eprintln!("skipped: this CPU has no AVX2 and FMA, so the direct kernel never runs");
+            return;
+        }
+        let mut values = Values(2);
+        for h in 1..=9 {
+            for w in 1..=17 {
+                let c = 1 + (h * 17 + w) % 17;
+                check_against_columns(c, 16, h, w, 3, 1, &mut values);
             }
-            for pair in results.windows(2) {
+        }
+        // Passes over the taps (TAPS_PER_PASS) that split the channels, with two
+        // panels of 16 output channels.
+        check_against_columns(20, 32, 6, 9, 3, 1, &mut values);
+        let shapes: Vec<_> = (1..=9)
+            .flat_map(|h| (1..=17).flat_map(move |w| row_tile_plan(h, w)))
+            .map(|(_, rows, _, cols)| (rows, cols))
+            .collect();
+        for (rows, cols) in [(4, 7), (3, 8), (4, 1), (1, 8)] {
+            assert!(shapes.contains(&(rows, cols)), "no tile of {rows} x {cols}");
+        }
+    }
+
+    #[test]
+    fn row_tile_plans_cover_the_image_once_within_the_registers() {
+        for h in 0..40 {
+            for w in 0..40 {
+                let mut covered = vec![0u8; h * w];
+                for (y0, rows, x0, cols) in row_tile_plan(h, w) {
+                    assert!(rows <= ROW_TILE_ROWS && cols <= ROW_TILE_COLS, "{h}x{w}");
+                    assert!(rows * cols <= ROW_TILE_SUMS, "{h}x{w}: {rows} x {cols}");
+                    for y in y0..y0 + rows {
+                        for x in x0..x0 + cols {
+                            covered[y * w + x] += 1;
+                        }
+                    }
+                }
+                assert!(covered.iter().all(|&n| n == 1), "{h}x{w}");
+            }
+        }
+        assert_eq!(
+            row_tile_plan(28, 28).collect::<Vec<_>>()[..2],
+            [(0, 4, 0, 7), (0, 4, 7, 7)]
+        );
+        assert_eq!(
+            row_tile_plan(7, 7).collect::<Vec<_>>(),
+            [(0, 4, 0, 7), (4, 3, 0, 7)]
+        );
+    }
+
+    /// A seeded stream of values in [-0.5, 0.5).
+    struct Values(u32);
+
+    impl Values {
+        fn next(&mut self) -> f32 {
+            self.0 = self.0.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (self.0 >> 8) as f32 / (1 << 24) as f32 - 0.5
+        }
+
+        fn take(&mut self, n: usize) -> Vec<f32> {
+            (0..n).map(|_| self.next()).collect()
+        }
+    }
+
+    /// `same_conv` and `same_conv_weight_grad` (where it applies) of one window against
+    /// im2col and the products by definition, within 1e-4, on every instruction set this
+    /// CPU has, each through a scratch that saw another image first; the instruction
+    /// sets give the same bits.
+    fn check_against_columns(
+        c: usize,
+        o: usize,
+        h: usize,
+        w: usize,
+        k: usize,
+        stride: usize,
+        values: &mut Values,
+    ) {
+        let win = Window {
+            channels: c,
+            h,
+            w,
+            k,
+            stride,
+            pad: k / 2,
+        };
+        let x = values.take(win.image_len());
+        let w = values.take(o * win.rows());
+        let mut cols = vec![0f32; win.rows() * win.cols()];
+        im2col(&win, &x, &mut cols);
+        let n = win.cols();
+        let want: Vec<f32> = (0..o * n)
+            .map(|i| {
+                let (oi, q) = (i / n, i % n);
+                (0..win.rows())
+                    .map(|r| w[oi * win.rows() + r] * cols[r * n + q])
+                    .sum()
+            })
+            .collect();
+        let kernel = PackedKernel::new(&w, o, win.rows());
+        let other = values.take(win.image_len());
+        let dy = values.take(o * n);
+        let mut results: Vec<(Isa, Vec<u32>)> = Vec::new();
+        for isa in Isa::available() {
+            let case = format!("{isa:?}: c {c} o {o} {h}x{w} k {k} s {stride}", w = win.w);
+            let mut scratch = Scratch::new(&win, o);
+            // Another image first, through the same scratch: it must leave no trace.
+            let mut y = vec![f32::NAN; o * n];
+            same_conv_on(isa, &win, &other, &kernel, &mut y, &mut scratch);
+            same_conv_on(isa, &win, &x, &kernel, &mut y, &mut scratch);
+            for (i, (a, b)) in y.iter().zip(&want).enumerate() {
                 assert!(
-                    pair[0].1 == pair[1].1,
-                    "{:?} and {:?} differ: c {c} o {o} {h}x{} k {k} s {stride}",
-                    pair[0].0,
-                    pair[1].0,
-                    win.w
+                    (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                    "{case}: y[{i}] = {a}, want {b}"
                 );
             }
+            let mut bits: Vec<u32> = y.iter().map(|v| v.to_bits()).collect();
+            if weight_grad_applies(&win, o) {
+                // The kernel gradient, added to what `dw_t` held, twice through one
+                // scratch.
+                let mut dw_t = vec![1f32; win.rows() * o];
+                let mut scratch = Scratch::new(&win, o);
+                same_conv_weight_grad_on(isa, &win, &other, &dy, o, &mut dw_t, &mut scratch);
+                let mut dw_t = vec![1f32; win.rows() * o];
+                same_conv_weight_grad_on(isa, &win, &x, &dy, o, &mut dw_t, &mut scratch);
+                for (i, &got) in dw_t.iter().enumerate() {
+                    let (r, oi) = (i / o, i % o);
+                    let want: f32 = 1.0
+                        + (0..n)
+                            .map(|q| cols[r * n + q] * dy[oi * n + q])
+                            .sum::<f32>();
+                    assert!(
+                        (got - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                        "{case}: dw_t[{i}] = {got}, want {want}"
+                    );
+                }
+                bits.extend(dw_t.iter().map(|v| v.to_bits()));
+            }
+            results.push((isa, bits));
+        }
+        for pair in results.windows(2) {
+            assert!(
+                pair[0].1 == pair[1].1,
+                "{:?} and {:?} differ: c {c} o {o} {h}x{} k {k} s {stride}",
+                pair[0].0,
+                pair[1].0,
+                win.w
+            );
         }
     }
 
