@@ -128,14 +128,17 @@ pub(super) unsafe fn channel_tile_512<const N: usize>(
     unsafe { store_rows_512(out, out_stride, &acc, add) }
 }
 
-/// `tile` on AVX-512: the 16 positions are one register, one register of sums per
-/// channel.
+/// `tile` on AVX-512 for M blocks of 16 positions (consecutive, one register each) by N
+/// channels: out[j * out_stride + i] for i < 16 * M, one register of sums per block
+/// and channel, M loads of the image and N broadcasts of weights per tap. Each sum is
+/// the chain `tile` computes, so the two give the same bits.
 ///
 /// # Safety
-/// As `tile`, with AVX-512F for AVX2.
+/// As `tile`, with AVX-512F for AVX2 and 16 * M positions for MR.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn tile_512<const N: usize>(
+#[allow(clippy::needless_range_loop)] // a register tile reads clearest indexed
+pub(super) unsafe fn tile_512<const M: usize, const N: usize>(
     a: *const f32,
     offsets: &[usize],
     b: &[f32],
@@ -145,16 +148,24 @@ pub(super) unsafe fn tile_512<const N: usize>(
 ) {
     use std::arch::x86_64::*;
     debug_assert!(b.len() >= offsets.len() * N);
-    let mut acc = [_mm512_setzero_ps(); N];
+    let mut acc = [[_mm512_setzero_ps(); N]; M];
     for (&off, bt) in offsets.iter().zip(b.chunks_exact(N)) {
-        // SAFETY: readable per the contract.
-        let image = unsafe { _mm512_loadu_ps(a.add(off)) };
-        for (sum, &weight) in acc.iter_mut().zip(bt) {
-            *sum = _mm512_fmadd_ps(image, _mm512_set1_ps(weight), *sum);
+        let mut image = [_mm512_setzero_ps(); M];
+        for (m, block) in image.iter_mut().enumerate() {
+            // SAFETY: readable per the contract.
+            *block = unsafe { _mm512_loadu_ps(a.add(off + 16 * m)) };
+        }
+        for j in 0..N {
+            let weight = _mm512_set1_ps(bt[j]);
+            for m in 0..M {
+                acc[m][j] = _mm512_fmadd_ps(image[m], weight, acc[m][j]);
+            }
         }
     }
-    // SAFETY: writable, and readable when adding, per the contract.
-    unsafe { store_rows_512(out, out_stride, &acc, add) }
+    for (m, sums) in acc.iter().enumerate() {
+        // SAFETY: writable, and readable when adding, per the contract.
+        unsafe { store_rows_512(out.add(16 * m), out_stride, sums, add) }
+    }
 }
 
 /// The forward product of a 3x3 stride-1 convolution on AVX-512 for R output rows by N
@@ -169,8 +180,8 @@ pub(super) unsafe fn tile_512<const N: usize>(
 /// once per fused multiply-add, and on cores with two 512-bit FMA units (an Intel Xeon,
 /// the Zen 5) those loads rather than the arithmetic set its speed. Each sum still gets
 /// its taps in the order (c, ky, kx), the chain `channel_tile_512` computes, so the two
-/// give the same bits. R * N is at most 28: the sums, the group's three weights and a
-/// broadcast fill the 32 registers.
+/// give the same bits. R * N is at most 24, so that the sums, the group's three weights
+/// and the broadcasts fit in the 32 registers.
 ///
 /// # Safety
 /// The CPU has AVX-512F; `offsets` holds whole groups, each three consecutive offsets;
@@ -192,7 +203,7 @@ pub(super) unsafe fn row_tile_512<const R: usize, const N: usize>(
     add: bool,
 ) {
     use std::arch::x86_64::*;
-    debug_assert!(R * N <= 28 && offsets.len().is_multiple_of(3));
+    debug_assert!(R * N <= 24 && offsets.len().is_multiple_of(3));
     debug_assert!(b.len() >= offsets.len() * CHANNEL_TILE);
     if add {
         for r in 0..R {

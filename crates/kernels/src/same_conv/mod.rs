@@ -73,49 +73,18 @@ macro_rules! for_size {
     }};
 }
 
-/// `tile::<R, N>(args)` for the row tile of R rows by N positions that `row_tile_plan`
-/// makes (N up to ROW_TILE_COLS, R up to ROW_TILE_ROWS, R * N up to ROW_TILE_SUMS), as
-/// one match; unreachable off x86_64.
-macro_rules! for_row_tile {
-    ($r:expr, $n:expr, $tile:ident $args:tt) => {{
+/// `tile::<A, B>(args)` for (A, B) = `(a, b)`, one of the `shapes` of a two-sided
+/// register tile, as one match; unreachable off x86_64, where `applies` is false.
+macro_rules! for_shape {
+    ($a:expr, $b:expr, [$(($x:literal, $y:literal)),+], $tile:ident $args:tt) => {{
         #[cfg(target_arch = "x86_64")]
-        match ($r, $n) {
-            (1, 1) => $tile::<1, 1> $args,
-            (2, 1) => $tile::<2, 1> $args,
-            (3, 1) => $tile::<3, 1> $args,
-            (4, 1) => $tile::<4, 1> $args,
-            (1, 2) => $tile::<1, 2> $args,
-            (2, 2) => $tile::<2, 2> $args,
-            (3, 2) => $tile::<3, 2> $args,
-            (4, 2) => $tile::<4, 2> $args,
-            (1, 3) => $tile::<1, 3> $args,
-            (2, 3) => $tile::<2, 3> $args,
-            (3, 3) => $tile::<3, 3> $args,
-            (4, 3) => $tile::<4, 3> $args,
-            (1, 4) => $tile::<1, 4> $args,
-            (2, 4) => $tile::<2, 4> $args,
-            (3, 4) => $tile::<3, 4> $args,
-            (4, 4) => $tile::<4, 4> $args,
-            (1, 5) => $tile::<1, 5> $args,
-            (2, 5) => $tile::<2, 5> $args,
-            (3, 5) => $tile::<3, 5> $args,
-            (4, 5) => $tile::<4, 5> $args,
-            (1, 6) => $tile::<1, 6> $args,
-            (2, 6) => $tile::<2, 6> $args,
-            (3, 6) => $tile::<3, 6> $args,
-            (4, 6) => $tile::<4, 6> $args,
-            (1, 7) => $tile::<1, 7> $args,
-            (2, 7) => $tile::<2, 7> $args,
-            (3, 7) => $tile::<3, 7> $args,
-            (4, 7) => $tile::<4, 7> $args,
-            (1, 8) => $tile::<1, 8> $args,
-            (2, 8) => $tile::<2, 8> $args,
-            (3, 8) => $tile::<3, 8> $args,
-            (r, n) => unreachable!("a row tile of {r} x {n}"),
+        match ($a, $b) {
+            $(($x, $y) => $tile::<$x, $y> $args,)+
+            (a, b) => unreachable!("a register tile of {a} x {b}"),
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = ($r, $n, $args);
+            let _ = ($a, $b, $args);
             unreachable!("same_conv applies only on x86_64 with AVX2")
         }
     }};
@@ -353,9 +322,43 @@ fn row_tiles<E: Store>(
                 let a = scratch.padded.as_ptr().add(y0 * p.row + x0);
                 let out = scratch.wide.as_mut_ptr().add((y0 * w + x0) * o + o0);
                 let offsets = &scratch.offsets[k0..k1];
-                for_row_tile!(
+                // The shapes `row_tile_plan` makes: N up to ROW_TILE_COLS, R up to
+                // ROW_TILE_ROWS, R * N up to ROW_TILE_SUMS.
+                for_shape!(
                     rows,
                     cols,
+                    [
+                        (1, 1),
+                        (2, 1),
+                        (3, 1),
+                        (4, 1),
+                        (1, 2),
+                        (2, 2),
+                        (3, 2),
+                        (4, 2),
+                        (1, 3),
+                        (2, 3),
+                        (3, 3),
+                        (4, 3),
+                        (1, 4),
+                        (2, 4),
+                        (3, 4),
+                        (4, 4),
+                        (1, 5),
+                        (2, 5),
+                        (3, 5),
+                        (4, 5),
+                        (1, 6),
+                        (2, 6),
+                        (3, 6),
+                        (4, 6),
+                        (1, 7),
+                        (2, 7),
+                        (3, 7),
+                        (1, 8),
+                        (2, 8),
+                        (3, 8)
+                    ],
                     row_tile_512(a, p.row, offsets, weights, out, o, w * o, k0 > 0)
                 );
             }
@@ -367,7 +370,8 @@ fn row_tiles<E: Store>(
 /// The row tiles of an h x w image, (y0, rows, x0, cols): each row cut into balanced
 /// runs of at most ROW_TILE_COLS positions, the rows taken in balanced groups of as many
 /// as the longest run leaves registers for (ROW_TILE_SUMS), and at most ROW_TILE_ROWS.
-/// A 28x28 image is 7 tiles of 4 rows by 4 runs of 7, a 7x7 one 4 and 3 rows by 7.
+/// A 28x28 image is 10 tiles of 3 or 2 rows by 4 runs of 7, a 7x7 one 3, 2 and 2 rows
+/// by 7.
 fn row_tile_plan(h: usize, w: usize) -> impl Iterator<Item = (usize, usize, usize, usize)> {
     let longest = w.div_ceil(w.div_ceil(ROW_TILE_COLS).max(1));
     let max_rows = (ROW_TILE_SUMS / longest.max(1)).min(ROW_TILE_ROWS);
@@ -376,15 +380,16 @@ fn row_tile_plan(h: usize, w: usize) -> impl Iterator<Item = (usize, usize, usiz
     })
 }
 
-/// Positions along one row per row tile, at most: a tile's sums, its three weights and
-/// a broadcast fill the 32 registers at 28 sums, and a row of 28 or 32 cuts into runs
-/// of 7 or 8. (Longer runs, 14 in one, left the compiler's loops rolled, the sums on
-/// the stack.)
+/// Positions along one row per row tile, at most: a row of 28 or 32 cuts into runs of 7
+/// or 8. (Longer runs, 14 in one, left the compiler's loops rolled, the sums on the
+/// stack.)
 const ROW_TILE_COLS: usize = 8;
 /// Rows per row tile, at most.
 const ROW_TILE_ROWS: usize = 4;
-/// Sums per row tile, at most: rows times positions.
-const ROW_TILE_SUMS: usize = 28;
+/// Sums per row tile, at most: rows times positions, in registers with the group's three
+/// weights and the broadcasts. (At 28, a tile of 4 rows by 7 kept one sum on the stack,
+/// stored and loaded again for every kernel row.)
+const ROW_TILE_SUMS: usize = 24;
 
 /// The channel tiles' work (`channel_tiles`, `row_tiles`) in passes over the taps, as in
 /// `position_tiles`, and within a pass in panels of 16 output channels: (k0, k1, o0,
@@ -435,13 +440,23 @@ fn position_tiles<E: Store>(
             let (panel, rest) = packed.split_at(nr * kernel.taps);
             packed = rest;
             let out = &mut scratch.wide[o0 * p.wide..(o0 + nr) * p.wide];
-            for q0 in (0..p.wide).step_by(MR) {
-                // SAFETY: AVX2 and FMA are present (`applies`, asserted by the caller); the loads
-                // at `offsets[t] + q0 + 0..MR` are within `padded` (asserted in
-                // `Scratch::new` for reads up to offset + p.wide, q0 + MR <= p.wide, and
-                // `load` asserted that the scratch is this window's); the panel's taps
-                // k0..k1 hold (k1 - k0) * nr weights; the loads and stores at
-                // `j * p.wide + q0 + 0..MR`, j < nr, are within `out`.
+            // Blocks of MR positions, up to POSITION_BLOCKS of them per AVX-512 call
+            // (its 32 registers hold the sums of several blocks: with one, a panel of
+            // two channels had two chains of sums and waited on their latency).
+            let max_blocks = match isa {
+                Isa::Avx2 => 1,
+                Isa::Avx512 => POSITION_BLOCKS,
+            };
+            for (b0, blocks) in balanced_tiles(p.wide / MR, max_blocks) {
+                let q0 = b0 * MR;
+                // SAFETY: AVX2 and FMA are present (`applies`, asserted by the caller),
+                // and AVX-512 for its tile (asserted by `same_conv_on`); the loads at
+                // `offsets[t] + q0 + 0..blocks * MR` are within `padded` (asserted in
+                // `Scratch::new` for reads up to offset + p.wide, q0 + blocks * MR <=
+                // p.wide, a multiple of MR, and `load` asserted that the scratch is this
+                // window's); the panel's taps k0..k1 hold (k1 - k0) * nr weights; the
+                // loads and stores at `j * p.wide + q0 + 0..blocks * MR`, j < nr, are
+                // within `out`.
                 unsafe {
                     let (a, offsets, b, out) = (
                         scratch.padded.as_ptr().add(q0),
@@ -455,13 +470,37 @@ fn position_tiles<E: Store>(
                             [1, 2, 3, 4, 5, 6],
                             tile(a, offsets, b, out, p.wide, k0 > 0)
                         ),
-                        Isa::Avx512 => {
-                            for_size!(
-                                nr,
-                                [1, 2, 3, 4, 5, 6],
-                                tile_512(a, offsets, b, out, p.wide, k0 > 0)
-                            )
-                        }
+                        Isa::Avx512 => for_shape!(
+                            blocks,
+                            nr,
+                            [
+                                (1, 1),
+                                (2, 1),
+                                (3, 1),
+                                (4, 1),
+                                (1, 2),
+                                (2, 2),
+                                (3, 2),
+                                (4, 2),
+                                (1, 3),
+                                (2, 3),
+                                (3, 3),
+                                (4, 3),
+                                (1, 4),
+                                (2, 4),
+                                (3, 4),
+                                (4, 4),
+                                (1, 5),
+                                (2, 5),
+                                (3, 5),
+                                (4, 5),
+                                (1, 6),
+                                (2, 6),
+                                (3, 6),
+                                (4, 6)
+                            ],
+                            tile_512(a, offsets, b, out, p.wide, k0 > 0)
+                        ),
                     }
                 }
             }
@@ -599,6 +638,10 @@ fn same_conv_weight_grad_on(
     }
 }
 
+/// Blocks of MR positions per AVX-512 position tile, at most: up to 24 sums (6
+/// channels by 4 blocks), the blocks' image values and a broadcast in 32 registers.
+const POSITION_BLOCKS: usize = 4;
+
 /// Taps per pass of the forward kernel: 16 channels of a 3x3 kernel, about 6 KB of image
 /// rows and 3.5 KB of weights per tile.
 const TAPS_PER_PASS: usize = 144;
@@ -716,8 +759,36 @@ mod tests {
             .flat_map(|h| (1..=17).flat_map(move |w| row_tile_plan(h, w)))
             .map(|(_, rows, _, cols)| (rows, cols))
             .collect();
-        for (rows, cols) in [(4, 7), (3, 8), (4, 1), (1, 8)] {
+        for (rows, cols) in [(3, 7), (3, 8), (4, 6), (4, 1), (1, 8)] {
             assert!(shapes.contains(&(rows, cols)), "no tile of {rows} x {cols}");
+        }
+    }
+
+    /// The position tiles (output channels not a multiple of 16) with panels of every
+    /// width from 1 to 6 channels and AVX-512 calls of 1 to 4 blocks of positions, as
+    /// `matches_the_column_matrix_product` checks.
+    #[test]
+    fn position_tiles_match_the_column_matrix_product_on_every_shape() {
+        if !has_avx2_fma() {
+            eprintln!("skipped: this CPU has no AVX2 and FMA, so the direct kernel never runs");
+            return;
+        }
+        let mut values = Values(3);
+        for o in 1..16 {
+            // Padded positions h * (w + 2), rounded up to 16: 1 to 9 blocks.
+            for (h, w) in [
+                (1, 1),
+                (2, 9),
+                (4, 10),
+                (7, 7),
+                (5, 11),
+                (6, 14),
+                (4, 26),
+                (8, 14),
+                (9, 14),
+            ] {
+                check_against_columns(1 + (o + h) % 3, o, h, w, 3, 1, &mut values);
+            }
         }
     }
 
@@ -739,12 +810,18 @@ mod tests {
             }
         }
         assert_eq!(
-            row_tile_plan(28, 28).collect::<Vec<_>>()[..2],
-            [(0, 4, 0, 7), (0, 4, 7, 7)]
+            row_tile_plan(28, 28).collect::<Vec<_>>()[..5],
+            [
+                (0, 3, 0, 7),
+                (0, 3, 7, 7),
+                (0, 3, 14, 7),
+                (0, 3, 21, 7),
+                (3, 3, 0, 7)
+            ]
         );
         assert_eq!(
             row_tile_plan(7, 7).collect::<Vec<_>>(),
-            [(0, 4, 0, 7), (4, 3, 0, 7)]
+            [(0, 3, 0, 7), (3, 2, 0, 7), (5, 2, 0, 7)]
         );
     }
 
