@@ -73,14 +73,15 @@ macro_rules! for_size {
     }};
 }
 
-/// `tile::<A, B>(args)` for (A, B) = `(a, b)`, one of the `shapes` of a two-sided
-/// register tile, as one match; unreachable off x86_64, where `applies` is false.
+/// `tile::<A, B>(args)` for A = `a`, one of `a_sizes`, and B = `b`, one of `b_sizes`:
+/// the two sides of a register tile, as one match over the const-generic shapes;
+/// unreachable off x86_64, where `applies` is false.
 macro_rules! for_shape {
-    ($a:expr, $b:expr, [$(($x:literal, $y:literal)),+], $tile:ident $args:tt) => {{
+    ($a:expr, [$($x:literal),+], $b:expr, $b_sizes:tt, $tile:ident $args:tt) => {{
         #[cfg(target_arch = "x86_64")]
-        match ($a, $b) {
-            $(($x, $y) => $tile::<$x, $y> $args,)+
-            (a, b) => unreachable!("a register tile of {a} x {b}"),
+        match $a {
+            $($x => for_shape!(@side $x, $b, $b_sizes, $tile $args),)+
+            a => unreachable!("a register tile of {a} on one side"),
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
@@ -88,6 +89,12 @@ macro_rules! for_shape {
             unreachable!("same_conv applies only on x86_64 with AVX2")
         }
     }};
+    (@side $x:literal, $b:expr, [$($y:literal),+], $tile:ident $args:tt) => {
+        match $b {
+            $($y => $tile::<$x, $y> $args,)+
+            b => unreachable!("a register tile of {b} on the other side"),
+        }
+    };
 }
 
 /// Output positions per microkernel call: two AVX2 registers of eight f32.
@@ -323,42 +330,12 @@ fn row_tiles<E: Store>(
                 let out = scratch.wide.as_mut_ptr().add((y0 * w + x0) * o + o0);
                 let offsets = &scratch.offsets[k0..k1];
                 // The shapes `row_tile_plan` makes: N up to ROW_TILE_COLS, R up to
-                // ROW_TILE_ROWS, R * N up to ROW_TILE_SUMS.
+                // ROW_TILE_ROWS (and R * N up to ROW_TILE_SUMS).
                 for_shape!(
                     rows,
+                    [1, 2, 3, 4],
                     cols,
-                    [
-                        (1, 1),
-                        (2, 1),
-                        (3, 1),
-                        (4, 1),
-                        (1, 2),
-                        (2, 2),
-                        (3, 2),
-                        (4, 2),
-                        (1, 3),
-                        (2, 3),
-                        (3, 3),
-                        (4, 3),
-                        (1, 4),
-                        (2, 4),
-                        (3, 4),
-                        (4, 4),
-                        (1, 5),
-                        (2, 5),
-                        (3, 5),
-                        (4, 5),
-                        (1, 6),
-                        (2, 6),
-                        (3, 6),
-                        (4, 6),
-                        (1, 7),
-                        (2, 7),
-                        (3, 7),
-                        (1, 8),
-                        (2, 8),
-                        (3, 8)
-                    ],
+                    [1, 2, 3, 4, 5, 6, 7, 8],
                     row_tile_512(a, p.row, offsets, weights, out, o, w * o, k0 > 0)
                 );
             }
@@ -472,33 +449,9 @@ fn position_tiles<E: Store>(
                         ),
                         Isa::Avx512 => for_shape!(
                             blocks,
+                            [1, 2, 3, 4],
                             nr,
-                            [
-                                (1, 1),
-                                (2, 1),
-                                (3, 1),
-                                (4, 1),
-                                (1, 2),
-                                (2, 2),
-                                (3, 2),
-                                (4, 2),
-                                (1, 3),
-                                (2, 3),
-                                (3, 3),
-                                (4, 3),
-                                (1, 4),
-                                (2, 4),
-                                (3, 4),
-                                (4, 4),
-                                (1, 5),
-                                (2, 5),
-                                (3, 5),
-                                (4, 5),
-                                (1, 6),
-                                (2, 6),
-                                (3, 6),
-                                (4, 6)
-                            ],
+                            [1, 2, 3, 4, 5, 6],
                             tile_512(a, offsets, b, out, p.wide, k0 > 0)
                         ),
                     }
