@@ -99,11 +99,6 @@ fn channel_sums<const K: usize, G>(
 where
     G: Fn(f32, f32, f32) -> [f32; K],
 {
-    let by_sum = |sums: &[[f64; K]]| -> Vec<f64> {
-        (0..K)
-            .flat_map(|k| sums.iter().map(move |v| v[k]))
-            .collect()
-    };
     if s == 1 {
         let mut acc = vec![[0f32; K]; c];
         for b in images {
@@ -118,17 +113,37 @@ where
         let acc: Vec<[f64; K]> = acc.iter().map(|a| a.map(f64::from)).collect();
         return by_sum(&acc);
     }
-    let mut sums = vec![[0f64; K]; c];
+    run_sums((c, s), images, [x, y, z], |ch, run| lane_sums(run, f(ch)))
+}
+
+/// Per-channel sums over the images of (images, c, s) tensors: `sums(channel, run)`
+/// gives the K sums of one image's channel (`run`, its s values in each of x, y and z),
+/// and they are added up in f64 in image order; all channels' first sums, then all
+/// channels' second.
+fn run_sums<const K: usize>(
+    (c, s): (usize, usize),
+    images: std::ops::Range<usize>,
+    [x, y, z]: [&[f32]; 3],
+    sums: impl Fn(usize, [&[f32]; 3]) -> [f64; K],
+) -> Vec<f64> {
+    let mut total = vec![[0f64; K]; c];
     for b in images {
-        for (ch, sum) in sums.iter_mut().enumerate() {
+        for (ch, sum) in total.iter_mut().enumerate() {
             let r = (b * c + ch) * s..(b * c + ch + 1) * s;
             let run = [&x[r.clone()], &y[r.clone()], &z[r]];
-            for (sum, part) in sum.iter_mut().zip(lane_sums(run, f(ch))) {
+            for (sum, part) in sum.iter_mut().zip(sums(ch, run)) {
                 *sum += part;
             }
         }
     }
-    by_sum(&sums)
+    by_sum(&total)
+}
+
+/// K sums per channel, laid out all channels' first sums, then all second.
+fn by_sum<const K: usize>(sums: &[[f64; K]]) -> Vec<f64> {
+    (0..K)
+        .flat_map(|k| sums.iter().map(move |v| v[k]))
+        .collect()
 }
 
 /// Writes `f(consts[channel], x, y, z)` for each value of the given `images` of (batch,
@@ -249,21 +264,11 @@ fn gradient_sums<const RELU: bool>(
         if s == 1 {
             return channel_sums((c, s), images, [x, y, dy], terms);
         }
-        let mut sums = vec![[0f64; 2]; c];
-        for b in images {
-            for (ch, sum) in sums.iter_mut().enumerate() {
-                let r = (b * c + ch) * s..(b * c + ch + 1) * s;
-                let run = [&x[r.clone()], &y[r.clone()], &dy[r]];
-                // SAFETY: SSE is part of every x86_64 CPU.
-                let acc = unsafe { gradient_lanes::<RELU>(run, mean[ch], inv_std[ch]) };
-                for (sum, part) in sum.iter_mut().zip(lanes_and_tail(acc, run, terms(ch))) {
-                    *sum += part;
-                }
-            }
-        }
-        (0..2)
-            .flat_map(|k| sums.iter().map(move |v| v[k]))
-            .collect()
+        run_sums((c, s), images, [x, y, dy], |ch, run| {
+            // SAFETY: SSE is part of every x86_64 CPU.
+            let acc = unsafe { gradient_lanes::<RELU>(run, mean[ch], inv_std[ch]) };
+            lanes_and_tail(acc, run, terms(ch))
+        })
     }
 }
 
