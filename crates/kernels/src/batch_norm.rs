@@ -272,12 +272,23 @@ fn gradient_sums<const RELU: bool>(
     }
 }
 
-/// One value's two backward terms: g = dY (zero where `RELU` and y is not positive),
-/// and g * (x - mean) * inv_std.
+/// One value's two backward terms: g = `through_relu(y, dY)` and g * (x - mean) *
+/// inv_std.
 #[inline(always)]
 fn gradient_terms<const RELU: bool>(v: f32, u: f32, g: f32, m: f32, inv_std: f32) -> [f32; 2] {
-    let g = if !RELU || u > 0.0 { g } else { 0.0 };
+    let g = through_relu::<RELU>(u, g);
     [g, g * (v - m) * inv_std]
+}
+
+/// The gradient before the ReLU from the output y and its gradient dY: dY where y is
+/// positive, else 0 (a NaN y gives 0); with no ReLU (`RELU` false), dY itself.
+#[inline(always)]
+fn through_relu<const RELU: bool>(y: f32, dy: f32) -> f32 {
+    if !RELU || y > 0.0 {
+        dy
+    } else {
+        0.0
+    }
 }
 
 /// `lane_sums`' eight lanes of `gradient_terms` over the whole chunks of eight, in SSE
@@ -308,7 +319,7 @@ fn gradient_lanes<const RELU: bool>(
                     _mm_loadu_ps(c8.as_ptr().add(4 * half)),
                 )
             };
-            // `u > 0.0` as a mask (false for NaN), kept or zeroed as `gradient_terms`.
+            // `u > 0.0` as a mask (false for NaN), kept or zeroed as `through_relu`.
             let g = if RELU {
                 _mm_and_ps(_mm_cmpgt_ps(u, zero), g)
             } else {
@@ -597,8 +608,8 @@ impl CustomOp3 for BatchNormBackward {
 }
 
 /// Batch norm's input gradient from x, the output y and its gradient dY (each
-/// (b, c, s)), written into `dx`, with g the gradient before the ReLU (dY where y is
-/// positive, else 0; with no ReLU, dY itself): dx = gamma * inv_std * (g - mean(g) - xhat * mean(g * xhat)).
+/// (b, c, s)), written into `dx`, with g = `through_relu(y, dY)` the gradient before the
+/// ReLU: dx = gamma * inv_std * (g - mean(g) - xhat * mean(g * xhat)).
 /// Returns sum(g) and sum(g * xhat) per channel, the parameters' gradients.
 fn input_gradient<const RELU: bool>(
     st: &BatchStats,
@@ -632,9 +643,8 @@ fn input_gradient<const RELU: bool>(
         c * s,
         || (),
         |_, images, dxs| {
-            let each = |[a, k, off, m]: [f32; 4], v, u, g: f32| {
-                let g = if !RELU || u > 0.0 { g } else { 0.0 };
-                a * g + k * (v - m) + off
+            let each = |[a, k, off, m]: [f32; 4], v, u, g| {
+                a * through_relu::<RELU>(u, g) + k * (v - m) + off
             };
             channel_map((c, s), images, dxs, [x, y, dy], &coef, each)
         },
@@ -948,10 +958,6 @@ mod tests {
         assert!(batch_norm_add_relu_train(&x, &g, &g, &short, 1e-5).is_err());
     }
 
-    /// A mean far from zero against the spread (as a deep plain MLP's pre-BN values have)
-    /// costs no digits, forward or backward: values 4096 + d with exact sums, against the
-    /// definition in f64. Folding the mean into a shift (x * scale + (beta - mean *
-    /// scale)) was off by 2e-4 here.
     /// The backward pass's sums in SSE registers give the bits of the generic
     /// `channel_sums` over `gradient_terms`, with and without the ReLU's mask, for
     /// channels of every length from 1 to 19 and the nets' 49 and 784 (whole chunks of
@@ -995,6 +1001,10 @@ mod tests {
         }
     }
 
+    /// A mean far from zero against the spread (as a deep plain MLP's pre-BN values have)
+    /// costs no digits, forward or backward: values 4096 + d with exact sums, against the
+    /// definition in f64. Folding the mean into a shift (x * scale + (beta - mean *
+    /// scale)) was off by 2e-4 here.
     #[test]
     fn a_large_mean_costs_no_digits() {
         let dev = Device::Cpu;

@@ -177,8 +177,8 @@ pub(super) unsafe fn tile_512<const M: usize, const N: usize>(
 /// A group is one kernel row, the taps (c, ky, 0..3): they read one padded row at three
 /// consecutive shifts, so the value at column i of that row is broadcast once and feeds
 /// the three sums it meets (position i - kx with tap kx). `channel_tile_512` broadcasts
-/// once per fused multiply-add, and on cores with two 512-bit FMA units (an Intel Xeon,
-/// the Zen 5) those loads rather than the arithmetic set its speed. Each sum still gets
+/// once per fused multiply-add, and on a core with two 512-bit FMA units (the Intel
+/// Xeon measured in the README) those loads rather than the arithmetic set its speed. Each sum still gets
 /// its taps in the order (c, ky, kx), the chain `channel_tile_512` computes, so the two
 /// give the same bits. R * N is at most 24, so that the sums, the group's three weights
 /// and the broadcasts fit in the 32 registers.
