@@ -14,7 +14,7 @@
 
 use super::im2col::{col2im_add, im2col, Window};
 use super::matmul::{matmul, matmul_to, MatRef};
-use super::same_conv::{self, same_conv, same_conv_weight_grad, PackedKernel};
+use super::same_conv::{self, same_conv, same_conv_weight_grad, Image, PackedKernel};
 use super::{assume_init, contiguous_f32, for_image_chunks, runs_here, uninit, zeros};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
@@ -75,8 +75,8 @@ impl CustomOp2 for Conv {
             let packed = PackedKernel::new(w, o, rows);
             let scratch = || same_conv::Scratch::new(&win, o);
             for_image_chunks(b, &mut out, o * n, scratch, |scratch, images, ys| {
-                for (i, y) in images.zip(ys.chunks_exact_mut(o * n)) {
-                    let image = &x[i * image_len..(i + 1) * image_len];
+                for (index, y) in images.zip(ys.chunks_exact_mut(o * n)) {
+                    let image = Image { batch: x, index };
                     same_conv(&win, image, &packed, y, scratch);
                 }
             });
@@ -176,7 +176,10 @@ impl CustomOp3 for ConvBackward {
                 let x_img = &x[i * image_len..(i + 1) * image_len];
                 let dy_img = &dy[i * o * n..(i + 1) * o * n];
                 let g = MatRef::row_major(dy_img, o, n);
+                // Each direct kernel brings the next image of what it reads into L2: the
+                // kernel gradient x, the input gradient dY.
                 if let Some(for_dw) = &mut scratch.for_dw {
+                    let x_img = Image { batch: x, index: i };
                     same_conv_weight_grad(&win, x_img, dy_img, o, &mut dw_t_part, for_dw);
                 } else {
                     let cols = columns(&win, x_img, &mut scratch.columns);
@@ -185,6 +188,10 @@ impl CustomOp3 for ConvBackward {
                 }
                 let dcols = &mut scratch.dcols;
                 if let (Some(packed), Some(for_dx)) = (&direct_dx, &mut scratch.for_dx) {
+                    let dy_img = Image {
+                        batch: dy,
+                        index: i,
+                    };
                     same_conv(&dy_win, dy_img, packed, dx_img, for_dx);
                 } else if win.is_identity() {
                     matmul(dx_img, kernel_t, g, false);

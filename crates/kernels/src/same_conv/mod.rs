@@ -36,6 +36,7 @@
 //! cores with two 512-bit FMA units those broadcasts, not the arithmetic, were the limit.
 //! The sums' chains are unchanged, and so are the bits.
 
+mod ahead;
 mod forward_tiles;
 mod gradient_tiles;
 mod packing;
@@ -45,6 +46,8 @@ mod stores;
 use super::im2col::Window;
 use super::transpose::transpose;
 use crate::store::Store;
+use ahead::Ahead;
+pub use ahead::Image;
 #[cfg(target_arch = "x86_64")]
 use forward_tiles::{channel_tile, channel_tile_512, row_tile_512, tile, tile_512};
 use gradient_tiles::Walk;
@@ -206,10 +209,11 @@ fn padded_for(isa: Isa, win: &Window) -> Padded {
 
 /// `y = conv(x)` for one image: `x` is (c, h, w), `y` is (o, out_h, out_w), the kernel
 /// packed from (o, c, k, k), `scratch` made for this window and kernel. `win` and o
-/// must be ones that `forward_applies` to.
+/// must be ones that `forward_applies` to. The next image of `x`'s batch is brought into
+/// L2 meanwhile (`Image`).
 pub fn same_conv<E: Store>(
     win: &Window,
-    x: &[f32],
+    x: Image<'_>,
     kernel: &PackedKernel,
     y: &mut [E],
     scratch: &mut Scratch,
@@ -221,7 +225,7 @@ pub fn same_conv<E: Store>(
 fn same_conv_on<E: Store>(
     isa: Isa,
     win: &Window,
-    x: &[f32],
+    x: Image<'_>,
     kernel: &PackedKernel,
     y: &mut [E],
     scratch: &mut Scratch,
@@ -235,15 +239,16 @@ fn same_conv_on<E: Store>(
     );
     assert_eq!(kernel.taps, c * k * k, "kernel and window differ");
     assert_eq!(y.len(), o * win.cols(), "output of the wrong size");
-    scratch.load(win, &p, x, o);
+    scratch.load(win, &p, x.values(win.image_len()), o);
+    let next = x.next(win.image_len());
     // Strided windows take channel tiles only (`strided_applies`): the position tiles
     // read consecutive positions along the padded rows.
     if channel_tiles_apply(o) && isa.row_tiles_apply(win) {
-        row_tiles(win, &p, kernel, y, scratch);
+        row_tiles(win, &p, kernel, y, scratch, next);
     } else if channel_tiles_apply(o) {
-        channel_tiles(isa, win, kernel, y, scratch);
+        channel_tiles(isa, win, kernel, y, scratch, next);
     } else {
-        position_tiles(isa, win, &p, kernel, y, scratch);
+        position_tiles(isa, win, &p, kernel, y, scratch, next);
     }
 }
 
@@ -253,17 +258,21 @@ fn same_conv_on<E: Store>(
 /// padding columns' positions and rounds up to 16: a 7x7 image took 64 positions for
 /// its 49, a 14x14 one 224 for 196.) The sums go to `scratch.wide` position-major,
 /// (out_h * out_w, o), and are transposed into `y` at the end. With a stride, only the
-/// starts differ (`Scratch::new`).
+/// starts differ (`Scratch::new`). `next` is brought into L2 meanwhile.
 fn channel_tiles<E: Store>(
     isa: Isa,
     win: &Window,
     kernel: &PackedKernel,
     y: &mut [E],
     scratch: &mut Scratch,
+    next: &[f32],
 ) {
     let (hw, o) = (win.cols(), kernel.out_channels);
+    let tiles = || balanced_tiles(hw, isa.tile_len());
+    let mut ahead = Ahead::new(next, passes_and_panels(kernel).count() * tiles().count());
     for (k0, k1, o0, weights) in passes_and_panels(kernel) {
-        for (q0, nq) in balanced_tiles(hw, isa.tile_len()) {
+        for (q0, nq) in tiles() {
+            ahead.step();
             let (a, starts, offsets) = (
                 scratch.padded.as_ptr(),
                 &scratch.starts[q0..q0 + nq],
@@ -302,19 +311,24 @@ fn channel_tiles<E: Store>(
 /// in tiles of 16 output channels by a few output rows by a run of positions along
 /// each (`row_tile_plan`), each image value broadcast once for the three taps of a
 /// kernel row (`row_tile_512`). Passes over the taps, the sums' layout and the
-/// transpose as in `channel_tiles`, and the same bits.
+/// transpose as in `channel_tiles`, and the same bits. `next` is brought into L2
+/// meanwhile.
 fn row_tiles<E: Store>(
     win: &Window,
     p: &Padded,
     kernel: &PackedKernel,
     y: &mut [E],
     scratch: &mut Scratch,
+    next: &[f32],
 ) {
     let (w, o) = (win.w, kernel.out_channels);
     // Whole kernel rows per pass: a pass never splits a group of three taps.
     const { assert!(TAPS_PER_PASS.is_multiple_of(3)) };
+    let tiles = || row_tile_plan(win.h, w);
+    let mut ahead = Ahead::new(next, passes_and_panels(kernel).count() * tiles().count());
     for (k0, k1, o0, weights) in passes_and_panels(kernel) {
-        for (y0, rows, x0, cols) in row_tile_plan(win.h, w) {
+        for (y0, rows, x0, cols) in tiles() {
+            ahead.step();
             // SAFETY: AVX-512 is present (`row_tiles_apply`, asserted by
             // `same_conv_on` through `padded_for`); `offsets[k0..k1]` is whole
             // kernel rows (taps = c * 9 and the pass length are multiples of 3), each
@@ -396,7 +410,8 @@ fn balanced_tiles(n: usize, max: usize) -> impl Iterator<Item = (usize, usize)> 
 }
 
 /// The forward product in tiles of 16 positions along the padded rows by up to 6
-/// output channels: for channel counts that are not whole channel tiles.
+/// output channels: for channel counts that are not whole channel tiles. `next` is
+/// brought into L2 meanwhile.
 fn position_tiles<E: Store>(
     isa: Isa,
     win: &Window,
@@ -404,8 +419,19 @@ fn position_tiles<E: Store>(
     kernel: &PackedKernel,
     y: &mut [E],
     scratch: &mut Scratch,
+    next: &[f32],
 ) {
     let (h, w, o) = (win.h, win.w, kernel.out_channels);
+    // Blocks of MR positions, up to POSITION_BLOCKS of them per AVX-512 call (its 32
+    // registers hold the sums of several blocks: with one, a panel of two channels had
+    // two chains of sums and waited on their latency).
+    let max_blocks = match isa {
+        Isa::Avx2 => 1,
+        Isa::Avx512 => POSITION_BLOCKS,
+    };
+    let blocks = || balanced_tiles(p.wide / MR, max_blocks);
+    let calls = kernel.taps.div_ceil(TAPS_PER_PASS) * o.div_ceil(NR) * blocks().count();
+    let mut ahead = Ahead::new(next, calls);
     // The taps go in passes of TAPS_PER_PASS, each adding to the output: a tile's
     // image rows and weights for one pass stay in L1 (all 576 taps of 64 channels did
     // not, and the kernel ran at three quarters of its speed at width 64).
@@ -417,14 +443,8 @@ fn position_tiles<E: Store>(
             let (panel, rest) = packed.split_at(nr * kernel.taps);
             packed = rest;
             let out = &mut scratch.wide[o0 * p.wide..(o0 + nr) * p.wide];
-            // Blocks of MR positions, up to POSITION_BLOCKS of them per AVX-512 call
-            // (its 32 registers hold the sums of several blocks: with one, a panel of
-            // two channels had two chains of sums and waited on their latency).
-            let max_blocks = match isa {
-                Isa::Avx2 => 1,
-                Isa::Avx512 => POSITION_BLOCKS,
-            };
-            for (b0, blocks) in balanced_tiles(p.wide / MR, max_blocks) {
+            for (b0, blocks) in blocks() {
+                ahead.step();
                 let q0 = b0 * MR;
                 // SAFETY: AVX2 and FMA are present (`applies`, asserted by the caller),
                 // and AVX-512 for its tile (asserted by `same_conv_on`); the loads at
@@ -479,6 +499,7 @@ pub fn weight_grad_applies(win: &Window, o: usize) -> bool {
 /// Adds one image's kernel gradient to `dw_t`, the (c * k * k, o) transpose of the
 /// kernel's layout: `dw_t[tap][oi] += sum over positions of x(shifted by tap) * dy[oi]`.
 /// `x` is (c, h, w), `dy` (o, out_h, out_w); `scratch` made by `Scratch::new(win, o)`.
+/// The next image of `x`'s batch is brought into L2 meanwhile (`Image`).
 ///
 /// The same layout trick as `same_conv`: with dY transposed, position-major, the
 /// product over output positions is a sum of the padded image at the tap's shift times
@@ -488,7 +509,7 @@ pub fn weight_grad_applies(win: &Window, o: usize) -> bool {
 /// also summed the padding columns' zeros: 64 positions for a 7x7 image's 49).
 pub fn same_conv_weight_grad(
     win: &Window,
-    x: &[f32],
+    x: Image<'_>,
     dy: &[f32],
     o: usize,
     dw_t: &mut [f32],
@@ -501,7 +522,7 @@ pub fn same_conv_weight_grad(
 fn same_conv_weight_grad_on(
     isa: Isa,
     win: &Window,
-    x: &[f32],
+    x: Image<'_>,
     dy: &[f32],
     o: usize,
     dw_t: &mut [f32],
@@ -518,7 +539,7 @@ fn same_conv_weight_grad_on(
     );
     assert_eq!(dy.len(), o * h * w, "gradient of the wrong size");
     assert_eq!(dw_t.len(), taps * o, "kernel gradient of the wrong size");
-    scratch.load(win, &p, x, o);
+    scratch.load(win, &p, x.values(win.image_len()), o);
     // dY^T: wide[q * o + oi] for the h * w output positions.
     let hw = h * w;
     transpose(dy, o, hw, &mut scratch.wide[..hw * o]);
@@ -532,10 +553,14 @@ fn same_conv_weight_grad_on(
     } else {
         (1, isa.tile_len())
     };
+    let tiles = || balanced_tiles(taps / tap_unit, max_units);
+    let calls = o / GU * h.div_ceil(rows_per_pass) * tiles().count();
+    let mut ahead = Ahead::new(x.next(win.image_len()), calls);
     for o0 in (0..o).step_by(GU) {
         for y0 in (0..h).step_by(rows_per_pass) {
             let rows = rows_per_pass.min(h - y0);
-            for (u0, units) in balanced_tiles(taps / tap_unit, max_units) {
+            for (u0, units) in tiles() {
+                ahead.step();
                 let (t0, nt) = (u0 * tap_unit, units * tap_unit);
                 // SAFETY: AVX2 and FMA are present (`weight_grad_applies`, asserted
                 // above); the reads at `offsets[t] + s * (y * p.row + x)`, y < out_h,
@@ -836,14 +861,26 @@ mod tests {
         let kernel = PackedKernel::new(&w, o, win.rows());
         let other = values.take(win.image_len());
         let dy = values.take(o * n);
+        // A batch of the two: `other` (with `x` next), then `x` (the last image).
+        let batch = [other.as_slice(), x.as_slice()].concat();
+        let (other, x) = (
+            Image {
+                batch: &batch,
+                index: 0,
+            },
+            Image {
+                batch: &batch,
+                index: 1,
+            },
+        );
         let mut results: Vec<(Isa, Vec<u32>)> = Vec::new();
         for isa in Isa::available() {
             let case = format!("{isa:?}: c {c} o {o} {h}x{w} k {k} s {stride}", w = win.w);
             let mut scratch = Scratch::new(&win, o);
             // Another image first, through the same scratch: it must leave no trace.
             let mut y = vec![f32::NAN; o * n];
-            same_conv_on(isa, &win, &other, &kernel, &mut y, &mut scratch);
-            same_conv_on(isa, &win, &x, &kernel, &mut y, &mut scratch);
+            same_conv_on(isa, &win, other, &kernel, &mut y, &mut scratch);
+            same_conv_on(isa, &win, x, &kernel, &mut y, &mut scratch);
             for (i, (a, b)) in y.iter().zip(&want).enumerate() {
                 assert!(
                     (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
@@ -856,9 +893,9 @@ mod tests {
                 // scratch.
                 let mut dw_t = vec![1f32; win.rows() * o];
                 let mut scratch = Scratch::new(&win, o);
-                same_conv_weight_grad_on(isa, &win, &other, &dy, o, &mut dw_t, &mut scratch);
+                same_conv_weight_grad_on(isa, &win, other, &dy, o, &mut dw_t, &mut scratch);
                 let mut dw_t = vec![1f32; win.rows() * o];
-                same_conv_weight_grad_on(isa, &win, &x, &dy, o, &mut dw_t, &mut scratch);
+                same_conv_weight_grad_on(isa, &win, x, &dy, o, &mut dw_t, &mut scratch);
                 for (i, &got) in dw_t.iter().enumerate() {
                     let (r, oi) = (i / o, i % o);
                     let want: f32 = 1.0
