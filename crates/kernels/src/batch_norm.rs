@@ -24,6 +24,46 @@ pub struct BatchStats {
     pub count: usize,
     inv_std: Vec<f32>,
     gamma: Vec<f32>,
+    /// gamma * inv_std and beta: the scale and shift the pass applied.
+    scale: Vec<f32>,
+    beta: Vec<f32>,
+}
+
+impl BatchStats {
+    /// Channel `ch`'s constants for the backward pass.
+    fn channel(&self, ch: usize) -> Channel {
+        Channel {
+            mean: self.mean[ch],
+            inv_std: self.inv_std[ch],
+            scale: self.scale[ch],
+            shift: self.beta[ch],
+        }
+    }
+}
+
+/// One channel's constants in the backward pass: the forward pass's mean and 1 / std,
+/// and the scale and shift it applied (for the ReLU's mask, `through_relu`).
+#[derive(Debug, Clone, Copy)]
+struct Channel {
+    mean: f32,
+    inv_std: f32,
+    scale: f32,
+    shift: f32,
+}
+
+/// Batch norm's affine output for one value, before any residual and ReLU. The forward
+/// pass computes it, and the backward pass again for the ReLU's mask, with the same bits.
+#[inline(always)]
+fn normalized(v: f32, mean: f32, scale: f32, shift: f32) -> f32 {
+    (v - mean) * scale + shift
+}
+
+impl Channel {
+    /// `normalized` with this channel's constants.
+    #[inline(always)]
+    fn normalized(self, v: f32) -> f32 {
+        normalized(v, self.mean, self.scale, self.shift)
+    }
 }
 
 /// Where a forward op leaves what it measured, for its backward pass and its caller.
@@ -241,21 +281,23 @@ fn lanes_and_tail<const K: usize>(
 }
 
 /// Batch norm's two backward sums per channel, sum(g) and sum(g * xhat) with xhat =
-/// (x - mean) * inv_std and g = dY, or dY where the output y is positive (`RELU`):
-/// `channel_sums` of `gradient_terms`, with the same bits. The compiler left that
-/// function's eight lanes scalar, each sum a chain through the stack (12 % of a conv
-/// net's training step on an Intel Xeon); here they are SSE registers, two per sum.
-/// Without SSE (off x86_64) it is `channel_sums` itself.
+/// (x - mean) * inv_std and g = `through_relu(y, dY)`: `channel_sums` of
+/// `gradient_terms`, with the same bits. The compiler left that function's eight lanes
+/// scalar, each sum a chain through the stack (12 % of a conv net's training step on an
+/// Intel Xeon); here they are SSE registers, two per sum, and they read x and dY only,
+/// the ReLU's mask recomputed from x (`Channel::normalized`): a stream fewer over
+/// memory. With one value per channel (an MLP's, all in cache) reading y costs less
+/// than recomputing, and `channel_sums` does. Without SSE (off x86_64) it is
+/// `channel_sums` itself.
 fn gradient_sums<const RELU: bool>(
     (c, s): (usize, usize),
     images: std::ops::Range<usize>,
     [x, y, dy]: [&[f32]; 3],
-    mean: &[f32],
-    inv_std: &[f32],
+    stats: &BatchStats,
 ) -> Vec<f64> {
     let terms = |ch: usize| {
-        let (m, inv) = (mean[ch], inv_std[ch]);
-        move |v, u, g| gradient_terms::<RELU>(v, u, g, m, inv)
+        let channel = stats.channel(ch);
+        move |v, u, g| gradient_terms::<RELU>(v, u, g, channel)
     };
     #[cfg(not(target_arch = "x86_64"))]
     return channel_sums((c, s), images, [x, y, dy], terms);
@@ -264,27 +306,32 @@ fn gradient_sums<const RELU: bool>(
         if s == 1 {
             return channel_sums((c, s), images, [x, y, dy], terms);
         }
-        run_sums((c, s), images, [x, y, dy], |ch, run| {
+        run_sums((c, s), images, [x, dy, dy], |ch, run @ [xs, gs, _]| {
+            let channel = stats.channel(ch);
             // SAFETY: SSE is part of every x86_64 CPU.
-            let acc = unsafe { gradient_lanes::<RELU>(run, mean[ch], inv_std[ch]) };
-            lanes_and_tail(acc, run, terms(ch))
+            let acc = unsafe { gradient_lanes::<RELU>([xs, gs], channel) };
+            let tail = move |v, g, _| gradient_terms::<RELU>(v, channel.normalized(v), g, channel);
+            lanes_and_tail(acc, run, tail)
         })
     }
 }
 
-/// One value's two backward terms: g = `through_relu(y, dY)` and g * (x - mean) *
-/// inv_std.
+/// One value's two backward terms: g = `through_relu(out, dY)` and g * (x - mean) *
+/// inv_std, where `out` is the output y or the normalised x (`Channel::normalized`),
+/// positive at the same places.
 #[inline(always)]
-fn gradient_terms<const RELU: bool>(v: f32, u: f32, g: f32, m: f32, inv_std: f32) -> [f32; 2] {
-    let g = through_relu::<RELU>(u, g);
-    [g, g * (v - m) * inv_std]
+fn gradient_terms<const RELU: bool>(v: f32, out: f32, g: f32, ch: Channel) -> [f32; 2] {
+    let g = through_relu::<RELU>(out, g);
+    [g, g * (v - ch.mean) * ch.inv_std]
 }
 
-/// The gradient before the ReLU from the output y and its gradient dY: dY where y is
-/// positive, else 0 (a NaN y gives 0); with no ReLU (`RELU` false), dY itself.
+/// The gradient before the ReLU from the output and its gradient dY: dY where the
+/// output is positive, else 0 (a NaN gives 0); with no ReLU (`RELU` false), dY itself.
+/// The output may be y = max(normalized(x), 0) or normalized(x) recomputed from x
+/// (`Channel::normalized`): one is positive exactly where the other is.
 #[inline(always)]
-fn through_relu<const RELU: bool>(y: f32, dy: f32) -> f32 {
-    if !RELU || y > 0.0 {
+fn through_relu<const RELU: bool>(out: f32, dy: f32) -> f32 {
+    if !RELU || out > 0.0 {
         dy
     } else {
         0.0
@@ -295,37 +342,33 @@ fn through_relu<const RELU: bool>(y: f32, dy: f32) -> f32 {
 /// registers: lanes 0-3 and 4-7 of each sum, every lane the same chain of additions.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse")]
-fn gradient_lanes<const RELU: bool>(
-    [xs, ys, zs]: [&[f32]; 3],
-    m: f32,
-    inv_std: f32,
-) -> [[f32; 8]; 2] {
+fn gradient_lanes<const RELU: bool>([xs, gs]: [&[f32]; 2], ch: Channel) -> [[f32; 8]; 2] {
     use std::arch::x86_64::*;
-    let ((cx, _), (cy, _), (cz, _)) = (
-        xs.as_chunks::<8>(),
-        ys.as_chunks::<8>(),
-        zs.as_chunks::<8>(),
-    );
-    let (mean, inv, zero) = (_mm_set1_ps(m), _mm_set1_ps(inv_std), _mm_setzero_ps());
+    let ((cx, _), (cg, _)) = (xs.as_chunks::<8>(), gs.as_chunks::<8>());
+    let [mean, inv, scale, shift] =
+        [ch.mean, ch.inv_std, ch.scale, ch.shift].map(|v| _mm_set1_ps(v));
+    let zero = _mm_setzero_ps();
     let mut sum_g = [zero; 2];
     let mut sum_gx = [zero; 2];
-    for ((a8, b8), c8) in cx.iter().zip(cy).zip(cz) {
+    for (a8, g8) in cx.iter().zip(cg) {
         for half in 0..2 {
             // SAFETY: each chunk holds 8 values, so 4 * half + 0..4 are within it.
-            let (v, u, g) = unsafe {
+            let (v, g) = unsafe {
                 (
                     _mm_loadu_ps(a8.as_ptr().add(4 * half)),
-                    _mm_loadu_ps(b8.as_ptr().add(4 * half)),
-                    _mm_loadu_ps(c8.as_ptr().add(4 * half)),
+                    _mm_loadu_ps(g8.as_ptr().add(4 * half)),
                 )
             };
-            // `u > 0.0` as a mask (false for NaN), kept or zeroed as `through_relu`.
+            let centred = _mm_sub_ps(v, mean);
+            // `normalized(x) > 0.0` as a mask (false for NaN), kept or zeroed as
+            // `through_relu`: a product, then a sum, as `normalized` (not fused).
             let g = if RELU {
-                _mm_and_ps(_mm_cmpgt_ps(u, zero), g)
+                let out = _mm_add_ps(_mm_mul_ps(centred, scale), shift);
+                _mm_and_ps(_mm_cmpgt_ps(out, zero), g)
             } else {
                 g
             };
-            let gx = _mm_mul_ps(_mm_mul_ps(g, _mm_sub_ps(v, mean)), inv);
+            let gx = _mm_mul_ps(_mm_mul_ps(g, centred), inv);
             sum_g[half] = _mm_add_ps(sum_g[half], g);
             sum_gx[half] = _mm_add_ps(sum_gx[half], gx);
         }
@@ -392,11 +435,13 @@ fn normalize(
     let scale: Vec<f32> = (0..c).map(|ch| gamma[ch] * inv_std[ch]).collect();
     let y = scale_shift(x, dims, &mean32, &scale, beta, relu, residual);
     let stats = BatchStats {
-        mean: mean.iter().map(|&v| v as f32).collect(),
+        mean: mean32,
         var: var.iter().map(|&v| v as f32).collect(),
         count,
         inv_std,
         gamma: gamma.to_vec(),
+        scale,
+        beta: beta.to_vec(),
     };
     Ok((y, stats))
 }
@@ -431,7 +476,7 @@ fn scale_shift(
                 ys,
                 [x, r, x],
                 &consts,
-                |[m, sc, sh], v, r, _| at_least((v - m) * sc + sh + r, floor),
+                |[m, sc, sh], v, r, _| at_least(normalized(v, m, sc, sh) + r, floor),
             ),
             None => channel_map(
                 (c, s),
@@ -439,7 +484,7 @@ fn scale_shift(
                 ys,
                 [x, x, x],
                 &consts,
-                |[m, sc, sh], v, _, _| at_least((v - m) * sc + sh, floor),
+                |[m, sc, sh], v, _, _| at_least(normalized(v, m, sc, sh), floor),
             ),
         },
     );
@@ -557,8 +602,9 @@ impl CustomOp3 for BatchNormAddRelu {
     }
 }
 
-/// (x, y, dY) -> [dx, dgamma, dbeta] flattened into one tensor; y, the forward pass's
-/// output, gives the ReLU's mask (where `relu` is set; otherwise it is not read).
+/// (x, y, dY) -> [dx, dgamma, dbeta] flattened into one tensor; where `relu` is set,
+/// the ReLU's mask comes from y, the forward pass's output, or from x and the forward
+/// pass's constants (`through_relu`).
 struct BatchNormBackward {
     stats: BatchStats,
     relu: bool,
@@ -583,7 +629,8 @@ impl CustomOp3 for BatchNormBackward {
         let y = contiguous_f32(ys, yl, "batch norm backward")?;
         let dy = contiguous_f32(gs, gl, "batch norm backward")?;
         let st = &self.stats;
-        if dy.len() != x.len() || y.len() != x.len() || st.mean.len() != c {
+        let tables = [&st.mean, &st.inv_std, &st.gamma, &st.scale, &st.beta];
+        if dy.len() != x.len() || y.len() != x.len() || tables.iter().any(|t| t.len() != c) {
             candle_core::bail!("batch norm backward: shapes differ from the forward pass")
         }
         // Through the ReLU first: its gradient is dY where the output was positive, as
@@ -594,7 +641,7 @@ impl CustomOp3 for BatchNormBackward {
         let (sum_dy, sum_dy_xhat) = if self.relu {
             input_gradient::<true>(st, (b, c, s), [x, y, dy], dx)
         } else {
-            input_gradient::<false>(st, (b, c, s), [x, dy, dy], dx)
+            input_gradient::<false>(st, (b, c, s), [x, y, dy], dx)
         };
         for ch in 0..c {
             params[ch].write(sum_dy_xhat[ch] as f32);
@@ -609,8 +656,9 @@ impl CustomOp3 for BatchNormBackward {
 
 /// Batch norm's input gradient from x, the output y and its gradient dY (each
 /// (b, c, s)), written into `dx`, with g = `through_relu(y, dY)` the gradient before the
-/// ReLU: dx = gamma * inv_std * (g - mean(g) - xhat * mean(g * xhat)).
-/// Returns sum(g) and sum(g * xhat) per channel, the parameters' gradients.
+/// ReLU: dx = gamma * inv_std * (g - mean(g) - xhat * mean(g * xhat)). Returns sum(g)
+/// and sum(g * xhat) per channel, the parameters' gradients. With more than one value
+/// per channel the mask is recomputed from x (`gradient_sums`), and y is not read.
 fn input_gradient<const RELU: bool>(
     st: &BatchStats,
     (b, c, s): (usize, usize, usize),
@@ -619,8 +667,7 @@ fn input_gradient<const RELU: bool>(
 ) -> (Vec<f64>, Vec<f64>) {
     // Pass 1: sum(g) and sum(g * xhat) per channel, in one read.
     let parts = map_image_chunks(b, x.len(), |images| {
-        let (mean, inv_std) = (&st.mean, &st.inv_std);
-        gradient_sums::<RELU>((c, s), images, [x, y, dy], mean, inv_std)
+        gradient_sums::<RELU>((c, s), images, [x, y, dy], st)
     });
     let mut sums = total(parts, 2 * c);
     let sum_dy_xhat = sums.split_off(c);
@@ -629,12 +676,12 @@ fn input_gradient<const RELU: bool>(
     // Pass 2: dx = gamma * inv_std * (g - mean(g) - xhat * mean(g * xhat)), written as
     // a * g + k * (x - mean) + off per channel (x - mean first, as in the forward pass:
     // folding the mean into `off` cancels digits).
-    let coef: Vec<[f32; 4]> = (0..c)
+    let coef: Vec<([f32; 3], Channel)> = (0..c)
         .map(|ch| {
             let a = st.gamma[ch] as f64 * st.inv_std[ch] as f64;
             let k = -a * st.inv_std[ch] as f64 * sum_dy_xhat[ch] / n;
             let off = -a * sum_dy[ch] / n;
-            [a as f32, k as f32, off as f32, st.mean[ch]]
+            ([a as f32, k as f32, off as f32], st.channel(ch))
         })
         .collect();
     for_image_chunks(
@@ -643,10 +690,15 @@ fn input_gradient<const RELU: bool>(
         c * s,
         || (),
         |_, images, dxs| {
-            let each = |[a, k, off, m]: [f32; 4], v, u, g| {
-                a * through_relu::<RELU>(u, g) + k * (v - m) + off
+            let each = |([a, k, off], ch): ([f32; 3], Channel), v: f32, out, g| {
+                a * through_relu::<RELU>(out, g) + k * (v - ch.mean) + off
             };
-            channel_map((c, s), images, dxs, [x, y, dy], &coef, each)
+            if s == 1 {
+                channel_map((c, s), images, dxs, [x, y, dy], &coef, each)
+            } else {
+                let from_x = |k: ([f32; 3], Channel), v, g, _| each(k, v, k.1.normalized(v), g);
+                channel_map((c, s), images, dxs, [x, dy, dy], &coef, from_x)
+            }
         },
     );
     (sum_dy, sum_dy_xhat)
@@ -958,46 +1010,99 @@ mod tests {
         assert!(batch_norm_add_relu_train(&x, &g, &g, &short, 1e-5).is_err());
     }
 
-    /// The backward pass's sums in SSE registers give the bits of the generic
-    /// `channel_sums` over `gradient_terms`, with and without the ReLU's mask, for
-    /// channels of every length from 1 to 19 and the nets' 49 and 784 (whole chunks of
-    /// eight and a tail), over a range of images, with zeros of both signs, negative
-    /// outputs, infinities and NaNs among the values.
+    /// The backward pass's sums in SSE registers, the ReLU's mask recomputed from x, give
+    /// the bits of the generic `channel_sums` over `gradient_terms` with the mask read
+    /// from the output y = max(normalized(x), 0), with and without the ReLU, for channels
+    /// of every length from 1 to 19 and the nets' 49 and 784 (whole chunks of eight and a
+    /// tail), over a range of images, with zeros of both signs, values at the mean (a
+    /// normalised output of exactly zero), negative and zero scales, infinities and NaNs
+    /// among the values.
     #[test]
     fn the_gradient_sums_are_the_generic_sums_bit_for_bit() {
         let specials = [0.0, -0.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -1.5];
+        let (b, c) = (3, 4);
+        let mean: Vec<f32> = (0..c).map(|ch| 0.25 * ch as f32 - 0.3).collect();
+        let stats = BatchStats {
+            mean: mean.clone(),
+            inv_std: (0..c).map(|ch| 1.0 + 0.5 * ch as f32).collect(),
+            scale: vec![1.5, -0.5, 0.0, 2.0],
+            beta: vec![0.0, 0.25, -0.1, -0.0],
+            ..BatchStats::default()
+        };
         for s in (1..20).chain([49, 784]) {
-            let (b, c) = (3, 4);
             let n = b * c * s;
             let draw = |seed: u64| -> Vec<f32> {
                 let values = normal(&[n], 0.1, 1.0, seed)
                     .to_vec1::<f32>()
                     .expect("values");
-                // One value in eleven special, at places that differ between x, y and dY.
+                // One value in eleven special, one in thirteen the channel's mean, at
+                // places that differ between x and dY.
                 (0..n)
-                    .map(|i| match (i as u64 * 7 + seed) % 11 {
-                        0 => specials[(i + seed as usize) % specials.len()],
+                    .map(|i| match ((i as u64 * 7 + seed) % 11, i % 13) {
+                        (0, _) => specials[(i + seed as usize) % specials.len()],
+                        (_, 5) => mean[(i / s) % c],
                         _ => values[i],
                     })
                     .collect()
             };
-            let (x, y, dy) = (draw(s as u64), draw(100 + s as u64), draw(200 + s as u64));
-            let mean: Vec<f32> = (0..c).map(|ch| 0.25 * ch as f32 - 0.3).collect();
-            let inv_std: Vec<f32> = (0..c).map(|ch| 1.0 + 0.5 * ch as f32).collect();
+            let (x, dy) = (draw(s as u64), draw(200 + s as u64));
+            // The forward pass's output, as `scale_shift` writes it.
+            let y: Vec<f32> = (0..n)
+                .map(|i| at_least(stats.channel((i / s) % c).normalized(x[i]), 0.0))
+                .collect();
             let generic = |relu: bool| {
                 channel_sums((c, s), 1..b, [&x, &y, &dy], |ch| {
-                    let (m, inv) = (mean[ch], inv_std[ch]);
+                    let channel = stats.channel(ch);
                     move |v, u, g| match relu {
-                        true => gradient_terms::<true>(v, u, g, m, inv),
-                        false => gradient_terms::<false>(v, u, g, m, inv),
+                        true => gradient_terms::<true>(v, u, g, channel),
+                        false => gradient_terms::<false>(v, u, g, channel),
                     }
                 })
             };
             let bits = |sums: Vec<f64>| sums.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-            let ours = gradient_sums::<true>((c, s), 1..b, [&x, &y, &dy], &mean, &inv_std);
+            let ours = gradient_sums::<true>((c, s), 1..b, [&x, &y, &dy], &stats);
             assert_eq!(bits(ours), bits(generic(true)), "relu, s {s}");
-            let ours = gradient_sums::<false>((c, s), 1..b, [&x, &y, &dy], &mean, &inv_std);
+            let ours = gradient_sums::<false>((c, s), 1..b, [&x, &y, &dy], &stats);
             assert_eq!(bits(ours), bits(generic(false)), "no relu, s {s}");
+        }
+    }
+
+    /// The backward pass's ReLU mask, recomputed from x and the forward pass's constants
+    /// (`Channel::normalized`), is exactly where the forward pass's output is positive: for
+    /// negative, zero and positive scales and shifts, a channel of one value throughout
+    /// (every output exactly the shift), zeros of both signs, infinities and a NaN.
+    #[test]
+    fn the_relu_mask_from_the_input_is_where_the_output_was_positive() {
+        let (b, c, s) = (3, 6, 10);
+        let mut x = normal(&[b * c * s], 0.5, 2.0, 11)
+            .to_vec1::<f32>()
+            .expect("values");
+        for (i, v) in x.iter_mut().enumerate() {
+            let (ch, at) = ((i / s) % c, i % s);
+            *v = match (ch, at) {
+                (0, _) => 1.25,
+                (1, 3) => -0.0,
+                (1, 4) => 0.0,
+                (2, 5) => f32::INFINITY,
+                (2, 6) => f32::NEG_INFINITY,
+                (3, 7) if i / (c * s) == 1 => f32::NAN,
+                _ => *v,
+            };
+        }
+        let gamma = [1.0, -0.75, 0.5, 1.0, 0.0, 2.0];
+        let beta = [0.0, 0.3, -0.2, 0.1, -0.0, 0.5];
+        for relu in [true, false] {
+            let (y, stats) =
+                normalize(&x, (b, c, s), &gamma, &beta, 1e-5, relu, None).expect("normalised");
+            for (i, (&v, &out)) in x.iter().zip(&y).enumerate() {
+                let ch = stats.channel((i / s) % c);
+                let want = if !relu || out > 0.0 { 1.0 } else { 0.0 };
+                let got = match relu {
+                    true => through_relu::<true>(ch.normalized(v), 1.0),
+                    false => through_relu::<false>(ch.normalized(v), 1.0),
+                };
+                assert_eq!(got, want, "relu {relu}, value {i}: x {v}, y {out}");
+            }
         }
     }
 
