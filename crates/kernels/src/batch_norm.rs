@@ -641,7 +641,7 @@ impl CustomOp3 for BatchNormBackward {
         let (sum_dy, sum_dy_xhat) = if self.relu {
             input_gradient::<true>(st, (b, c, s), [x, y, dy], dx)
         } else {
-            input_gradient::<false>(st, (b, c, s), [x, y, dy], dx)
+            input_gradient::<false>(st, (b, c, s), [x, dy, dy], dx)
         };
         for ch in 0..c {
             params[ch].write(sum_dy_xhat[ch] as f32);
@@ -672,36 +672,62 @@ fn input_gradient<const RELU: bool>(
     let mut sums = total(parts, 2 * c);
     let sum_dy_xhat = sums.split_off(c);
     let sum_dy = sums;
-    let n = st.count as f64;
-    // Pass 2: dx = gamma * inv_std * (g - mean(g) - xhat * mean(g * xhat)), written as
-    // a * g + k * (x - mean) + off per channel (x - mean first, as in the forward pass:
-    // folding the mean into `off` cancels digits).
-    let coef: Vec<([f32; 3], Channel)> = (0..c)
-        .map(|ch| {
-            let a = st.gamma[ch] as f64 * st.inv_std[ch] as f64;
-            let k = -a * st.inv_std[ch] as f64 * sum_dy_xhat[ch] / n;
-            let off = -a * sum_dy[ch] / n;
-            ([a as f32, k as f32, off as f32], st.channel(ch))
-        })
-        .collect();
+    // Pass 2: dx per value (`dx_value`), the ReLU's mask from y or recomputed from x as
+    // in pass 1.
+    let consts = dx_constants(st, &sum_dy, &sum_dy_xhat);
     for_image_chunks(
         b,
         dx,
         c * s,
         || (),
         |_, images, dxs| {
-            let each = |([a, k, off], ch): ([f32; 3], Channel), v: f32, out, g| {
-                a * through_relu::<RELU>(out, g) + k * (v - ch.mean) + off
-            };
             if s == 1 {
-                channel_map((c, s), images, dxs, [x, y, dy], &coef, each)
+                channel_map((c, s), images, dxs, [x, y, dy], &consts, dx_value::<RELU>)
             } else {
-                let from_x = |k: ([f32; 3], Channel), v, g, _| each(k, v, k.1.normalized(v), g);
-                channel_map((c, s), images, dxs, [x, dy, dy], &coef, from_x)
+                let from_x =
+                    |d: DxConstants, v, g, _| dx_value::<RELU>(d, v, d.ch.normalized(v), g);
+                channel_map((c, s), images, dxs, [x, dy, dy], &consts, from_x)
             }
         },
     );
     (sum_dy, sum_dy_xhat)
+}
+
+/// One channel's constants in pass 2 of the backward pass: dx = gamma * inv_std * (g -
+/// mean(g) - xhat * mean(g * xhat)) written as a * g + k * (x - mean) + off (x - mean
+/// first, as in the forward pass: folding the mean into `off` cancels digits), and the
+/// forward pass's constants.
+#[derive(Debug, Clone, Copy)]
+struct DxConstants {
+    a: f32,
+    k: f32,
+    off: f32,
+    ch: Channel,
+}
+
+/// Each channel's `DxConstants`, from pass 1's sums.
+fn dx_constants(st: &BatchStats, sum_dy: &[f64], sum_dy_xhat: &[f64]) -> Vec<DxConstants> {
+    let n = st.count as f64;
+    (0..st.mean.len())
+        .map(|ch| {
+            let a = st.gamma[ch] as f64 * st.inv_std[ch] as f64;
+            let k = -a * st.inv_std[ch] as f64 * sum_dy_xhat[ch] / n;
+            let off = -a * sum_dy[ch] / n;
+            DxConstants {
+                a: a as f32,
+                k: k as f32,
+                off: off as f32,
+                ch: st.channel(ch),
+            }
+        })
+        .collect()
+}
+
+/// One value of the input gradient: a * g + k * (x - mean) + off with g =
+/// `through_relu(out, dY)`, `out` the output y or the normalised x.
+#[inline(always)]
+fn dx_value<const RELU: bool>(d: DxConstants, v: f32, out: f32, g: f32) -> f32 {
+    d.a * through_relu::<RELU>(out, g) + d.k * (v - d.ch.mean) + d.off
 }
 
 /// Evaluation-mode BN of (x, [gamma, beta, running mean, running var]), plus a
@@ -1067,12 +1093,10 @@ mod tests {
         }
     }
 
-    /// The backward pass's ReLU mask, recomputed from x and the forward pass's constants
-    /// (`Channel::normalized`), is exactly where the forward pass's output is positive: for
-    /// negative, zero and positive scales and shifts, a channel of one value throughout
-    /// (every output exactly the shift), zeros of both signs, infinities and a NaN.
-    #[test]
-    fn the_relu_mask_from_the_input_is_where_the_output_was_positive() {
+    /// x with the cases the ReLU's mask must get right, in (3, 6, 10): a channel of one
+    /// value throughout (every output exactly the shift), zeros of both signs and
+    /// infinities, with `nan` a NaN in one image.
+    fn mask_cases(nan: bool) -> (Vec<f32>, (usize, usize, usize)) {
         let (b, c, s) = (3, 6, 10);
         let mut x = normal(&[b * c * s], 0.5, 2.0, 11)
             .to_vec1::<f32>()
@@ -1085,24 +1109,57 @@ mod tests {
                 (1, 4) => 0.0,
                 (2, 5) => f32::INFINITY,
                 (2, 6) => f32::NEG_INFINITY,
-                (3, 7) if i / (c * s) == 1 => f32::NAN,
+                (3, 7) if nan && i / (c * s) == 1 => f32::NAN,
                 _ => *v,
             };
         }
-        let gamma = [1.0, -0.75, 0.5, 1.0, 0.0, 2.0];
-        let beta = [0.0, 0.3, -0.2, 0.1, -0.0, 0.5];
-        for relu in [true, false] {
-            let (y, stats) =
-                normalize(&x, (b, c, s), &gamma, &beta, 1e-5, relu, None).expect("normalised");
-            for (i, (&v, &out)) in x.iter().zip(&y).enumerate() {
-                let ch = stats.channel((i / s) % c);
-                let want = if !relu || out > 0.0 { 1.0 } else { 0.0 };
-                let got = match relu {
-                    true => through_relu::<true>(ch.normalized(v), 1.0),
-                    false => through_relu::<false>(ch.normalized(v), 1.0),
-                };
-                assert_eq!(got, want, "relu {relu}, value {i}: x {v}, y {out}");
-            }
+        (x, (b, c, s))
+    }
+
+    /// Scales negative, zero and positive, shifts of both signs and zero.
+    const GAMMA: [f32; 6] = [1.0, -0.75, 0.5, 1.0, 0.0, 2.0];
+    const BETA: [f32; 6] = [0.0, 0.3, -0.2, 0.1, -0.0, 0.5];
+
+    /// The backward pass's ReLU mask, recomputed from x and the forward pass's constants
+    /// (`Channel::normalized`), is exactly where the forward pass's output is positive,
+    /// on `mask_cases`.
+    #[test]
+    fn the_relu_mask_from_the_input_is_where_the_output_was_positive() {
+        let (x, (b, c, s)) = mask_cases(true);
+        let (y, stats) =
+            normalize(&x, (b, c, s), &GAMMA, &BETA, 1e-5, true, None).expect("normalised");
+        for (i, (&v, &out)) in x.iter().zip(&y).enumerate() {
+            let ch = stats.channel((i / s) % c);
+            let want = if out > 0.0 { 1.0 } else { 0.0 };
+            let got = through_relu::<true>(ch.normalized(v), 1.0);
+            assert_eq!(got, want, "value {i}: x {v}, y {out}");
+        }
+    }
+
+    /// The input gradient with the mask recomputed from x (more than one value per
+    /// channel) has the bits of the same formula with the mask read from the forward
+    /// pass's output y, on `mask_cases` (without the NaN, whose bits need not match).
+    #[test]
+    fn the_input_gradient_from_x_is_the_one_from_the_output_bit_for_bit() {
+        let (x, (b, c, s)) = mask_cases(false);
+        let (y, stats) =
+            normalize(&x, (b, c, s), &GAMMA, &BETA, 1e-5, true, None).expect("normalised");
+        let dy = normal(&[b * c * s], 0.0, 1.0, 12)
+            .to_vec1::<f32>()
+            .expect("values");
+        let mut dx = uninit(x.len());
+        let (sum_dy, sum_dy_xhat) =
+            input_gradient::<true>(&stats, (b, c, s), [&x, &y, &dy], &mut dx);
+        // SAFETY: `input_gradient` writes every value of dx.
+        let dx = unsafe { assume_init(dx) };
+        let consts = dx_constants(&stats, &sum_dy, &sum_dy_xhat);
+        for (i, &got) in dx.iter().enumerate() {
+            let want = dx_value::<true>(consts[(i / s) % c], x[i], y[i], dy[i]);
+            assert_eq!(
+                got.to_bits(),
+                want.to_bits(),
+                "value {i}: {got} against {want}"
+            );
         }
     }
 

@@ -179,8 +179,8 @@ impl CustomOp3 for ConvBackward {
                 // Each direct kernel brings the next image of what it reads into L2: the
                 // kernel gradient x, the input gradient dY.
                 if let Some(for_dw) = &mut scratch.for_dw {
-                    let x_img = Image { batch: x, index: i };
-                    same_conv_weight_grad(&win, x_img, dy_img, o, &mut dw_t_part, for_dw);
+                    let image = Image { batch: x, index: i };
+                    same_conv_weight_grad(&win, image, dy_img, o, &mut dw_t_part, for_dw);
                 } else {
                     let cols = columns(&win, x_img, &mut scratch.columns);
                     let cols = MatRef::row_major(cols, rows, n);
@@ -188,11 +188,11 @@ impl CustomOp3 for ConvBackward {
                 }
                 let dcols = &mut scratch.dcols;
                 if let (Some(packed), Some(for_dx)) = (&direct_dx, &mut scratch.for_dx) {
-                    let dy_img = Image {
+                    let image = Image {
                         batch: dy,
                         index: i,
                     };
-                    same_conv(&dy_win, dy_img, packed, dx_img, for_dx);
+                    same_conv(&dy_win, image, packed, dx_img, for_dx);
                 } else if win.is_identity() {
                     matmul(dx_img, kernel_t, g, false);
                 } else if same {

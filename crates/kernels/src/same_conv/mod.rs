@@ -430,12 +430,13 @@ fn position_tiles<E: Store>(
         Isa::Avx512 => POSITION_BLOCKS,
     };
     let blocks = || balanced_tiles(p.wide / MR, max_blocks);
-    let calls = kernel.taps.div_ceil(TAPS_PER_PASS) * o.div_ceil(NR) * blocks().count();
+    let passes = || (0..kernel.taps).step_by(TAPS_PER_PASS);
+    let calls = passes().count() * (0..o).step_by(NR).count() * blocks().count();
     let mut ahead = Ahead::new(next, calls);
     // The taps go in passes of TAPS_PER_PASS, each adding to the output: a tile's
     // image rows and weights for one pass stay in L1 (all 576 taps of 64 channels did
     // not, and the kernel ran at three quarters of its speed at width 64).
-    for k0 in (0..kernel.taps).step_by(TAPS_PER_PASS) {
+    for k0 in passes() {
         let k1 = (k0 + TAPS_PER_PASS).min(kernel.taps);
         let mut packed = kernel.values.as_slice();
         for o0 in (0..o).step_by(NR) {
@@ -554,7 +555,8 @@ fn same_conv_weight_grad_on(
         (1, isa.tile_len())
     };
     let tiles = || balanced_tiles(taps / tap_unit, max_units);
-    let calls = o / GU * h.div_ceil(rows_per_pass) * tiles().count();
+    let calls =
+        (0..o).step_by(GU).count() * (0..h).step_by(rows_per_pass).count() * tiles().count();
     let mut ahead = Ahead::new(x.next(win.image_len()), calls);
     for o0 in (0..o).step_by(GU) {
         for y0 in (0..h).step_by(rows_per_pass) {
