@@ -178,9 +178,9 @@ pub(super) unsafe fn tile_512<const M: usize, const N: usize>(
 /// consecutive shifts, so the value at column i of that row is broadcast once and feeds
 /// the three sums it meets (position i - kx with tap kx). `channel_tile_512` broadcasts
 /// once per fused multiply-add, and on a core with two 512-bit FMA units (the Intel
-/// Xeon measured in the README) those loads rather than the arithmetic set its speed. Each sum still gets
-/// its taps in the order (c, ky, kx), the chain `channel_tile_512` computes, so the two
-/// give the same bits. R * N is at most 24, so that the sums, the group's three weights
+/// Xeon measured in the README) those loads rather than the arithmetic set its speed.
+/// Each sum still gets its taps in the order (c, ky, kx), the chain `channel_tile_512`
+/// computes, so the two give the same bits. R * N is at most 24, so that the sums, the group's three weights
 /// and the broadcasts fit in the 32 registers.
 ///
 /// # Safety
