@@ -168,6 +168,17 @@ pub(super) unsafe fn tile_512<const M: usize, const N: usize>(
     }
 }
 
+/// Which sides of a row tile lie on the image's border, where the padded image holds
+/// zeros: the first row is the image's first, the last row its last, the first position
+/// its first column, the last position its last column.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Border {
+    pub(super) top: bool,
+    pub(super) bottom: bool,
+    pub(super) left: bool,
+    pub(super) right: bool,
+}
+
 /// The forward product of a 3x3 stride-1 convolution on AVX-512 for R output rows by N
 /// consecutive positions of each, 16 output channels in one register:
 /// out[r * out_row + q * out_stride + j] = sum over groups g and taps kx < 3 of
@@ -180,14 +191,22 @@ pub(super) unsafe fn tile_512<const M: usize, const N: usize>(
 /// once per fused multiply-add, and on a core with two 512-bit FMA units (the Intel
 /// Xeon measured in the README) those loads rather than the arithmetic set its speed.
 /// Each sum still gets its taps in the order (c, ky, kx), the chain `channel_tile_512`
-/// computes, so the two give the same bits. R * N is at most 24, so that the sums, the group's three weights
-/// and the broadcasts fit in the 32 registers.
+/// computes, so the two give the same bits. R * N is at most 24, so that the sums, the
+/// group's three weights and the broadcasts fit in the 32 registers.
+///
+/// Where the tile lies on the image's border (`border`), some of the values it would
+/// read are the padding's zeros: kernel row 0 of its first row, kernel row 2 of its
+/// last, column 0 and column N + 1. A zero times a finite weight leaves a sum as it was
+/// (but for the sign of a sum that is exactly zero), so those products are left out and
+/// the values not read: on a 7x7 image they are 18 % of the products (2 of every 21
+/// kernel rows by positions, and 2 of every 21 products along a row).
 ///
 /// # Safety
-/// The CPU has AVX-512F; `offsets` holds whole groups, each three consecutive offsets;
-/// `a + offsets[3g] + r * row + i` is readable for every group g, r < R and i < N + 2;
-/// `b` holds `offsets.len() * 16` values; `out + r * out_row + q * out_stride + j` is
-/// writable (and readable if `add`) for r < R, q < N, j < 16.
+/// The CPU has AVX-512F; `offsets` holds whole channels, kernel rows 0, 1 and 2 in turn,
+/// each three consecutive offsets; `a + offsets[3g] + r * row + i` is readable for every
+/// group g, r < R and i < N + 2; `b` holds `offsets.len() * 16` values; `out + r *
+/// out_row + q * out_stride + j` is writable (and readable if `add`) for r < R, q < N,
+/// j < 16.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::needless_range_loop)] // a register tile reads clearest indexed
@@ -201,9 +220,10 @@ pub(super) unsafe fn row_tile_512<const R: usize, const N: usize>(
     out_stride: usize,
     out_row: usize,
     add: bool,
+    border: Border,
 ) {
     use std::arch::x86_64::*;
-    debug_assert!(R * N <= 24 && offsets.len().is_multiple_of(3));
+    debug_assert!(R * N <= 24 && offsets.len().is_multiple_of(9));
     debug_assert!(b.len() >= offsets.len() * CHANNEL_TILE);
     if add {
         for r in 0..R {
@@ -211,10 +231,10 @@ pub(super) unsafe fn row_tile_512<const R: usize, const N: usize>(
         }
     }
     let mut acc = [[_mm512_setzero_ps(); N]; R];
-    for (taps, group) in offsets
+    let groups = offsets
         .chunks_exact(3)
-        .zip(b.chunks_exact(3 * CHANNEL_TILE))
-    {
+        .zip(b.chunks_exact(3 * CHANNEL_TILE));
+    for ((taps, group), ky) in groups.zip([0, 1, 2].into_iter().cycle()) {
         debug_assert!(taps[1] == taps[0] + 1 && taps[2] == taps[0] + 2);
         // SAFETY: `group` holds 48 values.
         let weights = unsafe {
@@ -225,9 +245,15 @@ pub(super) unsafe fn row_tile_512<const R: usize, const N: usize>(
             ]
         };
         for r in 0..R {
+            if (ky == 0 && r == 0 && border.top) || (ky == 2 && r == R - 1 && border.bottom) {
+                continue;
+            }
             // SAFETY: within `a` per the contract (column 0 of this row).
             let image_row = unsafe { a.add(taps[0] + r * row) };
             for i in 0..N + 2 {
+                if (i == 0 && border.left) || (i == N + 1 && border.right) {
+                    continue;
+                }
                 // SAFETY: readable per the contract.
                 let v = _mm512_set1_ps(unsafe { *image_row.add(i) });
                 for kx in 0..3 {

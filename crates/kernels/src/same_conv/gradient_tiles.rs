@@ -127,12 +127,18 @@ pub(super) unsafe fn grad_tile_512<const T: usize>(
 /// `grad_tile_512` computes, so the two give the same bits. w is at least 2 (the sweep's
 /// first and last two columns are written out).
 ///
+/// Columns 0 and w + 1 of each row are the padding's zeros, whose products (one tap
+/// each) leave a finite sum as it was: they are left out and the values not read, 2 of
+/// the 3w products per row and group, a tenth of them on a 7x7 image. (The padding rows
+/// above and below are still swept: skipping them would need each tile's groups to be
+/// one kernel row.)
+///
 /// # Safety
 /// The CPU has AVX-512F; `offsets` has 3G entries, each group three consecutive offsets;
 /// `walk.step` is 1 and `walk.w` at least 2; `a + offsets[3g] + y * row_step + p` is
-/// readable for every group g, y < rows and p < w + 2, and `b + (y * w + x) * b_stride +
-/// j` too, for y < rows, x < w, j < 16; `out + t * b_stride + j` is readable and writable
-/// for t < 3G, j < 16.
+/// readable for every group g, y < rows and 1 <= p <= w (the values at p = 0 and p =
+/// w + 1 are taken to be zero), and `b + (y * w + x) * b_stride + j` too, for y < rows,
+/// x < w, j < 16; `out + t * b_stride + j` is readable and writable for t < 3G, j < 16.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::needless_range_loop)] // a register tile reads clearest indexed
@@ -166,14 +172,10 @@ pub(super) unsafe fn row_grad_tile_512<const G: usize>(
             let image = a.add(y * row_step);
             let dy = b.add(y * w * b_stride);
             // dY^T at positions p, p - 1 and p - 2, as the sweep reaches column p.
-            // Column 0 meets only tap 0 (position 0), column 1 taps 0 and 1.
-            let mut d0 = _mm512_loadu_ps(dy);
-            for g in 0..G {
-                let v = _mm512_set1_ps(*image.add(starts[g]));
-                acc[g][0] = _mm512_fmadd_ps(v, d0, acc[g][0]);
-            }
-            let mut d1 = d0;
-            d0 = _mm512_loadu_ps(dy.add(b_stride));
+            // Column 0, the padding, would meet only tap 0 (position 0); column 1 meets
+            // taps 0 and 1.
+            let mut d1 = _mm512_loadu_ps(dy);
+            let mut d0 = _mm512_loadu_ps(dy.add(b_stride));
             for g in 0..G {
                 let v = _mm512_set1_ps(*image.add(starts[g] + 1));
                 acc[g][0] = _mm512_fmadd_ps(v, d0, acc[g][0]);
@@ -190,15 +192,12 @@ pub(super) unsafe fn row_grad_tile_512<const G: usize>(
                     acc[g][2] = _mm512_fmadd_ps(v, d2, acc[g][2]);
                 }
             }
-            // Columns w and w + 1, the padding past the row's end: taps 1 and 2, then 2.
+            // Column w, the row's last value: taps 1 and 2. (Column w + 1, the padding,
+            // would meet only tap 2.)
             for g in 0..G {
                 let v = _mm512_set1_ps(*image.add(starts[g] + w));
                 acc[g][1] = _mm512_fmadd_ps(v, d0, acc[g][1]);
                 acc[g][2] = _mm512_fmadd_ps(v, d1, acc[g][2]);
-            }
-            for g in 0..G {
-                let v = _mm512_set1_ps(*image.add(starts[g] + w + 1));
-                acc[g][2] = _mm512_fmadd_ps(v, d0, acc[g][2]);
             }
         }
     }

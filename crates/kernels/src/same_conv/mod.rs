@@ -34,7 +34,10 @@
 //! one image row at consecutive shifts, so each image value is broadcast once for the
 //! three sums it feeds, where the tiles above broadcast once per fused multiply-add. On
 //! cores with two 512-bit FMA units those broadcasts, not the arithmetic, were the limit.
-//! The sums' chains are unchanged, and so are the bits.
+//! The sums' chains are unchanged, and so are the bits. They also leave out the products
+//! with the padding's zeros on the image's border (`Border`), which change no finite
+//! sum: the bits stay those of the other tiles for finite values, and the row tiles
+//! never read the padding there.
 
 mod ahead;
 mod forward_tiles;
@@ -49,7 +52,7 @@ use crate::store::Store;
 use ahead::Ahead;
 pub use ahead::Image;
 #[cfg(target_arch = "x86_64")]
-use forward_tiles::{channel_tile, channel_tile_512, row_tile_512, tile, tile_512};
+use forward_tiles::{channel_tile, channel_tile_512, row_tile_512, tile, tile_512, Border};
 use gradient_tiles::Walk;
 #[cfg(target_arch = "x86_64")]
 use gradient_tiles::{grad_tile, grad_tile_512, row_grad_tile_512};
@@ -322,23 +325,31 @@ fn row_tiles<E: Store>(
     next: &[f32],
 ) {
     let (w, o) = (win.w, kernel.out_channels);
-    // Whole kernel rows per pass: a pass never splits a group of three taps.
-    const { assert!(TAPS_PER_PASS.is_multiple_of(3)) };
+    // Whole channels per pass: its groups of three taps are kernel rows 0, 1 and 2 in
+    // turn, as `row_tile_512` needs to tell the rows on the padding.
+    const { assert!(TAPS_PER_PASS.is_multiple_of(9)) };
     let tiles = || row_tile_plan(win.h, w);
     let mut ahead = Ahead::new(next, passes_and_panels(kernel).count() * tiles().count());
     for (k0, k1, o0, weights) in passes_and_panels(kernel) {
         for (y0, rows, x0, cols) in tiles() {
             ahead.step();
+            let border = Border {
+                top: y0 == 0,
+                bottom: y0 + rows == win.h,
+                left: x0 == 0,
+                right: x0 + cols == w,
+            };
             // SAFETY: AVX-512 is present (`row_tiles_apply`, asserted by
             // `same_conv_on` through `padded_for`); `offsets[k0..k1]` is whole
-            // kernel rows (taps = c * 9 and the pass length are multiples of 3), each
-            // three consecutive offsets c * plane + ky * row + kx; the reads at
+            // channels (taps = c * 9 and the pass length are multiples of 9), each
+            // kernel row three consecutive offsets c * plane + ky * row + kx; the reads at
             // (y0 + r) * row + x0 + offset + i, r < rows, i < cols + 2, are image
             // rows y0 + r + ky < h + 2 and columns x0 + i <= w + 1 < row of channel
             // c, within `padded` (`load` asserted that the scratch is this window's);
             // `weights` holds 16 values per tap; the writes at ((y0 + r) * w + x0 +
             // q) * o + o0 + 0..16, q < cols, are within `wide` (its o * p.wide
-            // values, h * w <= p.wide, o0 + 16 <= o).
+            // values, h * w <= p.wide, o0 + 16 <= o); the values `border` skips are
+            // the padding's, which `load` leaves zero.
             unsafe {
                 let a = scratch.padded.as_ptr().add(y0 * p.row + x0);
                 let out = scratch.wide.as_mut_ptr().add((y0 * w + x0) * o + o0);
@@ -350,7 +361,7 @@ fn row_tiles<E: Store>(
                     [1, 2, 3, 4],
                     cols,
                     [1, 2, 3, 4, 5, 6, 7, 8],
-                    row_tile_512(a, p.row, offsets, weights, out, o, w * o, k0 > 0)
+                    row_tile_512(a, p.row, offsets, weights, out, o, w * o, k0 > 0, border)
                 );
             }
         }
@@ -800,6 +811,97 @@ mod tests {
             row_tile_plan(7, 7).collect::<Vec<_>>(),
             [(0, 3, 0, 7), (3, 2, 0, 7), (5, 2, 0, 7)]
         );
+    }
+
+    /// The row tiles never read the padding on the image's border (`Border`; columns 0 and
+    /// w + 1 of the kernel gradient's sweep): with NaN there, a forward tile on every
+    /// border gives the bits a tile on none gives with the padding's zeros, which it
+    /// multiplies; the kernel gradient gives the bits it gives with zeros.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn row_tiles_skip_the_padding_on_the_border() {
+        if !has_avx512() {
+            eprintln!("skipped: this CPU has no AVX-512, so the row tiles never run");
+            return;
+        }
+        const R: usize = 3;
+        const N: usize = 5;
+        let c = 2;
+        let (row, plane) = (N + 2, (R + 2) * (N + 2));
+        let mut values = Values(4);
+        let image = values.take(c * plane);
+        // The image with `rows` and `cols` on its padding rows and columns.
+        let padded_with = |rows: f32, cols: f32| -> Vec<f32> {
+            let at = |i: usize| ((i % plane) / row, i % row);
+            let value = |(i, &v): (usize, &f32)| match at(i) {
+                (_, x) if x == 0 || x == N + 1 => cols,
+                (y, _) if y == 0 || y == R + 1 => rows,
+                _ => v,
+            };
+            image.iter().enumerate().map(value).collect()
+        };
+        let offsets: Vec<usize> = (0..c)
+            .flat_map(|ci| (0..3).flat_map(move |ky| (0..3).map(move |kx| (ci, ky, kx))))
+            .map(|(ci, ky, kx)| ci * plane + ky * row + kx)
+            .collect();
+        let weights = values.take(offsets.len() * CHANNEL_TILE);
+        let forward = |a: &[f32], on: bool| {
+            let border = Border {
+                top: on,
+                bottom: on,
+                left: on,
+                right: on,
+            };
+            let mut out = vec![0f32; R * N * CHANNEL_TILE];
+            // SAFETY: AVX-512 is present; `offsets` is two whole channels of the
+            // (R + 2) x (N + 2) padded planes in `a`, read at rows r + ky <= R + 1 and
+            // columns i <= N + 1; `weights` holds 16 values per tap; `out` holds R * N
+            // positions of 16 channels.
+            unsafe {
+                row_tile_512::<R, N>(
+                    a.as_ptr(),
+                    row,
+                    &offsets,
+                    &weights,
+                    out.as_mut_ptr(),
+                    CHANNEL_TILE,
+                    N * CHANNEL_TILE,
+                    false,
+                    border,
+                )
+            };
+            out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        };
+        let (zeros, nans) = (padded_with(0.0, 0.0), padded_with(f32::NAN, f32::NAN));
+        assert_eq!(forward(&nans, true), forward(&zeros, false));
+        let dy = values.take(R * N * CHANNEL_TILE);
+        let weight_grad = |a: &[f32]| {
+            let mut out = vec![0f32; offsets.len() * CHANNEL_TILE];
+            let walk = Walk {
+                rows: R,
+                w: N,
+                row_step: row,
+                step: 1,
+            };
+            // SAFETY: AVX-512 is present; six groups of three consecutive offsets, read
+            // at rows y + ky <= R + 1 and columns p <= N + 1 of `a`'s planes; dY^T holds
+            // R * N positions of 16 channels; `out` 18 taps of 16.
+            unsafe {
+                row_grad_tile_512::<6>(
+                    a.as_ptr(),
+                    &offsets,
+                    dy.as_ptr(),
+                    CHANNEL_TILE,
+                    walk,
+                    out.as_mut_ptr(),
+                )
+            };
+            out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        };
+        // Its sweep reads the padding rows above and below (their products are not
+        // skipped); the columns on either side it does not read.
+        let nan_columns = padded_with(0.0, f32::NAN);
+        assert_eq!(weight_grad(&nan_columns), weight_grad(&zeros));
     }
 
     /// Whether this CPU lacks AVX2 and FMA, said on stderr: then the direct kernels never
