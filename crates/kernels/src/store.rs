@@ -6,7 +6,9 @@ use std::mem::MaybeUninit;
 /// A place a kernel writes an f32 to: an initialised output or an uninitialised one.
 pub trait Store: Sized {
     fn store(&mut self, v: f32);
-    /// The slice's start, for vector stores: each element is an f32's four bytes.
+    /// The slice's start, for vector stores: each element is an f32's four bytes. (Only
+    /// the x86-64 vector code stores through it.)
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     fn as_f32_ptr(slice: &mut [Self]) -> *mut f32;
 }
 

@@ -2,7 +2,9 @@
 //! same convolution of dY with the flipped kernel): channel tiles and position tiles,
 //! on AVX2 and on AVX-512.
 
+#[cfg(target_arch = "x86_64")]
 use super::stores::{prefetch_rows, store_rows, store_rows_512};
+#[cfg(target_arch = "x86_64")]
 use super::CHANNEL_TILE;
 
 /// out[q * out_stride + j] = sum over taps t of a[starts[q] + offsets[t]] * b[t * 16 + j]
@@ -170,8 +172,10 @@ pub(super) unsafe fn tile_512<const M: usize, const N: usize>(
 
 /// Which sides of a row tile lie on the image's border, where the padded image holds
 /// zeros: the first row is the image's first, the last row its last, the first position
-/// its first column, the last position its last column.
+/// its first column, the last position its last column. (Only the x86-64 microkernels
+/// read it; elsewhere the row tiles never run.)
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(super) struct Border {
     pub(super) top: bool,
     pub(super) bottom: bool,
@@ -183,7 +187,8 @@ pub(super) struct Border {
 /// consecutive positions of each, 16 output channels in one register:
 /// out[r * out_row + q * out_stride + j] = sum over groups g and taps kx < 3 of
 /// a[offsets[3g] + r * row + q + kx] * b[(3g + kx) * 16 + j] (added to what `out` holds
-/// if `add`), for r < R, q < N and j < 16.
+/// if `add`), for r < R, q < N and j < 16, the values of `a` that `border` names taken
+/// as zero.
 ///
 /// A group is one kernel row, the taps (c, ky, 0..3): they read one padded row at three
 /// consecutive shifts, so the value at column i of that row is broadcast once and feeds
@@ -191,8 +196,9 @@ pub(super) struct Border {
 /// once per fused multiply-add, and on a core with two 512-bit FMA units (the Intel
 /// Xeon measured in the README) those loads rather than the arithmetic set its speed.
 /// Each sum still gets its taps in the order (c, ky, kx), the chain `channel_tile_512`
-/// computes, so the two give the same bits. R * N is at most 24, so that the sums, the
-/// group's three weights and the broadcasts fit in the 32 registers.
+/// computes (less the zero products below), so the two give the same bits. R * N is at
+/// most 24, so that the sums, the group's three weights and the broadcasts fit in the
+/// 32 registers.
 ///
 /// Where the tile lies on the image's border (`border`), some of the values it would
 /// read are the padding's zeros: kernel row 0 of its first row, kernel row 2 of its
@@ -224,6 +230,10 @@ pub(super) unsafe fn row_tile_512<const R: usize, const N: usize>(
 ) {
     use std::arch::x86_64::*;
     debug_assert!(R * N <= 24 && offsets.len().is_multiple_of(9));
+    // Whole channels, from kernel row 0: the groups' kernel rows are 0, 1, 2 in turn.
+    debug_assert!(offsets
+        .chunks_exact(9)
+        .all(|c| c[3] == c[0] + row && c[6] == c[0] + 2 * row));
     debug_assert!(b.len() >= offsets.len() * CHANNEL_TILE);
     if add {
         for r in 0..R {

@@ -1,13 +1,15 @@
 //! The microkernels of the kernel gradient: taps by 16 output channels, on AVX2 and on
 //! AVX-512.
 
+#[cfg(target_arch = "x86_64")]
 use super::stores::{prefetch_rows, store_rows, store_rows_512};
 
 /// How a gradient tile walks the output positions: `rows` rows of `w` positions (b,
 /// dY^T, holds them compact, w per row); along the padded image a, the next position
 /// is `step` values on and the next row `row_step` (for stride s, s and s times the
-/// padded row).
+/// padded row). (Only the x86-64 microkernels read it; elsewhere they never run.)
 #[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(super) struct Walk {
     pub(super) rows: usize,
     pub(super) w: usize,
@@ -124,8 +126,9 @@ pub(super) unsafe fn grad_tile_512<const T: usize>(
 /// row's image row is swept once per group: the value at column p feeds tap kx with
 /// position p - kx, for the three taps, while the last three rows of dY^T wait in
 /// registers. Each tap's sum still takes the positions in order, the chain
-/// `grad_tile_512` computes, so the two give the same bits. w is at least 2 (the sweep's
-/// first and last two columns are written out).
+/// `grad_tile_512` computes (less the zero products below), so the two give the same
+/// bits. w is at least 2: columns 1 and w, where fewer than three taps meet, are written
+/// out before and after the loop, and column 1 already reads dY at position 1.
 ///
 /// Columns 0 and w + 1 of each row are the padding's zeros, whose products (one tap
 /// each) leave a finite sum as it was: they are left out and the values not read, 2 of

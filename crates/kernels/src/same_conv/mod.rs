@@ -27,17 +27,20 @@
 //! channels are one register, so the channel tiles and the kernel gradient's tiles take
 //! 12 positions or taps (12 of the 32 registers hold sums), and a position tile is one
 //! register per channel. Every output is the same chain of fused multiply-adds in the
-//! same order on either instruction set, so the two give the same bits (tested).
+//! same order on either instruction set, so the two give the same bits (tested; the
+//! row tiles below leave out some products with zeros, which changes no bit but the
+//! sign of an exact zero).
 //!
 //! For 3x3 stride-1 windows, the nets' most common, AVX-512 has row tiles instead
 //! (`row_tiles`, `row_tile_512`, `row_grad_tile_512`): the three taps of a kernel row read
 //! one image row at consecutive shifts, so each image value is broadcast once for the
 //! three sums it feeds, where the tiles above broadcast once per fused multiply-add. On
 //! cores with two 512-bit FMA units those broadcasts, not the arithmetic, were the limit.
-//! The sums' chains are unchanged, and so are the bits. They also leave out the products
-//! with the padding's zeros on the image's border (`Border`), which change no finite
-//! sum: the bits stay those of the other tiles for finite values, and the row tiles
-//! never read the padding there.
+//! Each sum takes its products in the same order as in the tiles above, less those with
+//! the padding's zeros on the image's border, which the row tiles leave out (`Border`:
+//! the forward tile skips the padding rows and columns there, the kernel gradient's the
+//! padding columns). A zero times a finite value changes no sum but for the sign of an
+//! exact zero, so with finite weights and gradients the bits are the other tiles'.
 
 mod ahead;
 mod forward_tiles;
@@ -51,8 +54,9 @@ use super::transpose::transpose;
 use crate::store::Store;
 use ahead::Ahead;
 pub use ahead::Image;
+use forward_tiles::Border;
 #[cfg(target_arch = "x86_64")]
-use forward_tiles::{channel_tile, channel_tile_512, row_tile_512, tile, tile_512, Border};
+use forward_tiles::{channel_tile, channel_tile_512, row_tile_512, tile, tile_512};
 use gradient_tiles::Walk;
 #[cfg(target_arch = "x86_64")]
 use gradient_tiles::{grad_tile, grad_tile_512, row_grad_tile_512};
@@ -63,7 +67,8 @@ use scratch::{padded, Padded};
 
 /// `tile::<N>(args)` for N = `n`, one of `sizes`, as one match over the const-generic
 /// sizes of a register tile (1 to 6 for the AVX2 tiles, 1 to 12 for the AVX-512 ones);
-/// unreachable off x86_64, where `applies` is false.
+/// unreachable off x86_64, where `applies` is false (so there the loops around a call
+/// never loop, and their functions allow `clippy::never_loop` off x86_64).
 macro_rules! for_size {
     ($n:expr, [$($size:literal),+], $tile:ident $args:tt) => {{
         #[cfg(target_arch = "x86_64")]
@@ -262,6 +267,7 @@ fn same_conv_on<E: Store>(
 /// its 49, a 14x14 one 224 for 196.) The sums go to `scratch.wide` position-major,
 /// (out_h * out_w, o), and are transposed into `y` at the end. With a stride, only the
 /// starts differ (`Scratch::new`). `next` is brought into L2 meanwhile.
+#[cfg_attr(not(target_arch = "x86_64"), allow(clippy::never_loop))]
 fn channel_tiles<E: Store>(
     isa: Isa,
     win: &Window,
@@ -314,8 +320,9 @@ fn channel_tiles<E: Store>(
 /// in tiles of 16 output channels by a few output rows by a run of positions along
 /// each (`row_tile_plan`), each image value broadcast once for the three taps of a
 /// kernel row (`row_tile_512`). Passes over the taps, the sums' layout and the
-/// transpose as in `channel_tiles`, and the same bits. `next` is brought into L2
-/// meanwhile.
+/// transpose as in `channel_tiles`, and the same bits (less the padding's zero products
+/// on the border, see the module's doc). `next` is brought into L2 meanwhile.
+#[cfg_attr(not(target_arch = "x86_64"), allow(clippy::never_loop))]
 fn row_tiles<E: Store>(
     win: &Window,
     p: &Padded,
@@ -423,6 +430,7 @@ fn balanced_tiles(n: usize, max: usize) -> impl Iterator<Item = (usize, usize)> 
 /// The forward product in tiles of 16 positions along the padded rows by up to 6
 /// output channels: for channel counts that are not whole channel tiles. `next` is
 /// brought into L2 meanwhile.
+#[cfg_attr(not(target_arch = "x86_64"), allow(clippy::never_loop))]
 fn position_tiles<E: Store>(
     isa: Isa,
     win: &Window,
@@ -531,6 +539,7 @@ pub fn same_conv_weight_grad(
 }
 
 /// `same_conv_weight_grad` on the given instruction set, which the CPU must have.
+#[cfg_attr(not(target_arch = "x86_64"), allow(clippy::never_loop))]
 fn same_conv_weight_grad_on(
     isa: Isa,
     win: &Window,
@@ -558,7 +567,8 @@ fn same_conv_weight_grad_on(
     // Whole output rows per pass, about POSITIONS_PER_PASS positions.
     let rows_per_pass = (POSITIONS_PER_PASS / w).max(1);
     // The taps in tiles: whole kernel rows of three for the row tiles (taps = c * 9),
-    // which sweep each image row from its first column to its last two.
+    // which sweep each padded row from column 1 to column w (the padding's columns 0
+    // and w + 1 left out), and need w >= 2.
     let row_tiles = isa.row_tiles_apply(win) && w >= 2;
     let (tap_unit, max_units) = if row_tiles {
         (3, GRAD_GROUPS)
@@ -586,7 +596,9 @@ fn same_conv_weight_grad_on(
                 // present (`row_tiles_apply`), each group is three consecutive offsets of
                 // one kernel row (t0 and nt are multiples of 3), the stride is 1 and w
                 // at least 2, and a group's reads at columns p < w + 2 of an image row
-                // stay within its padded row (the window's last column is w + 1).
+                // stay within its padded row (the window's last column is w + 1); the
+                // columns 0 and w + 1 that the row tile takes as zero are the padding,
+                // which `load` leaves zero.
                 unsafe {
                     let (a, offsets, b, out) = (
                         scratch.padded.as_ptr().add(y0 * s * p.row),
@@ -813,10 +825,12 @@ mod tests {
         );
     }
 
-    /// The row tiles never read the padding on the image's border (`Border`; columns 0 and
-    /// w + 1 of the kernel gradient's sweep): with NaN there, a forward tile on every
-    /// border gives the bits a tile on none gives with the padding's zeros, which it
-    /// multiplies; the kernel gradient gives the bits it gives with zeros.
+    /// The row tiles never read the padding they leave out: for each of the 16
+    /// combinations of `Border`'s sides, a forward tile with NaN on exactly the sides it
+    /// names (zeros on the others) gives the bits that a tile naming none gives with zeros
+    /// all round, which it multiplies; the kernel gradient with NaN in the padding's
+    /// columns gives the bits it gives with zeros. Tiles of one row and of one column
+    /// (both sides at once), two channels (the kernel rows' cycle across a channel).
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn row_tiles_skip_the_padding_on_the_border() {
@@ -824,34 +838,40 @@ mod tests {
             eprintln!("skipped: this CPU has no AVX-512, so the row tiles never run");
             return;
         }
-        const R: usize = 3;
-        const N: usize = 5;
+        let mut values = Values(4);
+        check_border_skips::<1, 1>(&mut values);
+        check_border_skips::<1, 8>(&mut values);
+        check_border_skips::<2, 2>(&mut values);
+        check_border_skips::<3, 7>(&mut values);
+        check_border_skips::<4, 6>(&mut values);
+    }
+
+    /// `row_tiles_skip_the_padding_on_the_border` for tiles of R rows by N positions.
+    #[cfg(target_arch = "x86_64")]
+    fn check_border_skips<const R: usize, const N: usize>(values: &mut Values) {
         let c = 2;
         let (row, plane) = (N + 2, (R + 2) * (N + 2));
-        let mut values = Values(4);
         let image = values.take(c * plane);
-        // The image with `rows` and `cols` on its padding rows and columns.
-        let padded_with = |rows: f32, cols: f32| -> Vec<f32> {
-            let at = |i: usize| ((i % plane) / row, i % row);
-            let value = |(i, &v): (usize, &f32)| match at(i) {
-                (_, x) if x == 0 || x == N + 1 => cols,
-                (y, _) if y == 0 || y == R + 1 => rows,
-                _ => v,
+        // The image, padded with `pad(y, x)` on rows 0 and R + 1 and columns 0 and N + 1.
+        let padded = |pad: &dyn Fn(usize, usize) -> f32| -> Vec<f32> {
+            let value = |(i, &v): (usize, &f32)| {
+                let (y, x) = ((i % plane) / row, i % row);
+                let padding = y == 0 || y == R + 1 || x == 0 || x == N + 1;
+                if padding {
+                    pad(y, x)
+                } else {
+                    v
+                }
             };
             image.iter().enumerate().map(value).collect()
         };
+        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         let offsets: Vec<usize> = (0..c)
             .flat_map(|ci| (0..3).flat_map(move |ky| (0..3).map(move |kx| (ci, ky, kx))))
             .map(|(ci, ky, kx)| ci * plane + ky * row + kx)
             .collect();
         let weights = values.take(offsets.len() * CHANNEL_TILE);
-        let forward = |a: &[f32], on: bool| {
-            let border = Border {
-                top: on,
-                bottom: on,
-                left: on,
-                right: on,
-            };
+        let forward = |a: &[f32], border: Border| {
             let mut out = vec![0f32; R * N * CHANNEL_TILE];
             // SAFETY: AVX-512 is present; `offsets` is two whole channels of the
             // (R + 2) x (N + 2) padded planes in `a`, read at rows r + ky <= R + 1 and
@@ -870,10 +890,35 @@ mod tests {
                     border,
                 )
             };
-            out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            bits(&out)
         };
-        let (zeros, nans) = (padded_with(0.0, 0.0), padded_with(f32::NAN, f32::NAN));
-        assert_eq!(forward(&nans, true), forward(&zeros, false));
+        let zeros = padded(&|_, _| 0.0);
+        let none = Border {
+            top: false,
+            bottom: false,
+            left: false,
+            right: false,
+        };
+        let want = forward(&zeros, none);
+        for sides in 0..16u8 {
+            let border = Border {
+                top: sides & 1 != 0,
+                bottom: sides & 2 != 0,
+                left: sides & 4 != 0,
+                right: sides & 8 != 0,
+            };
+            let named = |y: usize, x: usize| {
+                (border.top && y == 0)
+                    || (border.bottom && y == R + 1)
+                    || (border.left && x == 0)
+                    || (border.right && x == N + 1)
+            };
+            let nans = padded(&|y, x| if named(y, x) { f32::NAN } else { 0.0 });
+            assert_eq!(forward(&nans, border), want, "{R} x {N}, {border:?}");
+        }
+        if N < 2 {
+            return; // the kernel gradient's row tile needs rows of two or more
+        }
         let dy = values.take(R * N * CHANNEL_TILE);
         let weight_grad = |a: &[f32]| {
             let mut out = vec![0f32; offsets.len() * CHANNEL_TILE];
@@ -896,12 +941,12 @@ mod tests {
                     out.as_mut_ptr(),
                 )
             };
-            out.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            bits(&out)
         };
         // Its sweep reads the padding rows above and below (their products are not
-        // skipped); the columns on either side it does not read.
-        let nan_columns = padded_with(0.0, f32::NAN);
-        assert_eq!(weight_grad(&nan_columns), weight_grad(&zeros));
+        // skipped), not the columns on either side.
+        let nan_columns = padded(&|_, x| if x == 0 || x == N + 1 { f32::NAN } else { 0.0 });
+        assert_eq!(weight_grad(&nan_columns), weight_grad(&zeros), "{R} x {N}");
     }
 
     /// Whether this CPU lacks AVX2 and FMA, said on stderr: then the direct kernels never
