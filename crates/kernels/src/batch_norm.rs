@@ -24,18 +24,18 @@ pub struct BatchStats {
     pub count: usize,
     inv_std: Vec<f32>,
     gamma: Vec<f32>,
-    /// gamma * inv_std and beta: the scale and shift the pass applied.
-    scale: Vec<f32>,
+    /// The shift the pass applied (its scale was gamma * inv_std).
     beta: Vec<f32>,
 }
 
 impl BatchStats {
-    /// Channel `ch`'s constants for the backward pass.
+    /// Channel `ch`'s constants for the backward pass; the scale computed as `normalize`
+    /// computed it, with the same bits.
     fn channel(&self, ch: usize) -> Channel {
         Channel {
             mean: self.mean[ch],
             inv_std: self.inv_std[ch],
-            scale: self.scale[ch],
+            scale: self.gamma[ch] * self.inv_std[ch],
             shift: self.beta[ch],
         }
     }
@@ -440,7 +440,6 @@ fn normalize(
         count,
         inv_std,
         gamma: gamma.to_vec(),
-        scale,
         beta: beta.to_vec(),
     };
     Ok((y, stats))
@@ -629,7 +628,7 @@ impl CustomOp3 for BatchNormBackward {
         let y = contiguous_f32(ys, yl, "batch norm backward")?;
         let dy = contiguous_f32(gs, gl, "batch norm backward")?;
         let st = &self.stats;
-        let tables = [&st.mean, &st.inv_std, &st.gamma, &st.scale, &st.beta];
+        let tables = [&st.mean, &st.inv_std, &st.gamma, &st.beta];
         if dy.len() != x.len() || y.len() != x.len() || tables.iter().any(|t| t.len() != c) {
             candle_core::bail!("batch norm backward: shapes differ from the forward pass")
         }
@@ -1051,7 +1050,8 @@ mod tests {
         let stats = BatchStats {
             mean: mean.clone(),
             inv_std: (0..c).map(|ch| 1.0 + 0.5 * ch as f32).collect(),
-            scale: vec![1.5, -0.5, 0.0, 2.0],
+            // Scales gamma * inv_std of 1.5, -0.75, 0 and 2.
+            gamma: vec![1.5, -0.5, 0.0, 0.8],
             beta: vec![0.0, 0.25, -0.1, -0.0],
             ..BatchStats::default()
         };
